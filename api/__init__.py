@@ -1,0 +1,1 @@
+"""geokd api package."""

@@ -1,0 +1,1 @@
+"""geokd dashboard package."""

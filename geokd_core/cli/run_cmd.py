@@ -1,0 +1,9 @@
+"""CLI: run_cmd."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
