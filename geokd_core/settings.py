@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     auth_enabled: bool = True
     worker_token: str | None = None  # shared secret workers use for /api/v1/worker routes
     max_body_bytes: int = 1_000_000
+    max_upload_bytes: int = 20_000_000_000  # worker uploads (checkpoint tar, student zip)
+    preflight_timeout_s: float = 60.0  # POST /jobs/validate?preflight=true waits this long for a worker
     artifact_dir: Path | None = None  # default: <home>/artifacts
 
     # Local paths a spec may name (models, data); empty = only paths under `home`.

@@ -293,11 +293,17 @@ def load_spec(source: str | Path | dict[str, Any]) -> JobSpec:
     """Load a spec from a YAML/JSON file path, a YAML/JSON string or a dict."""
     if isinstance(source, dict):
         return JobSpec.model_validate(source)
+    if isinstance(source, str) and _names_a_file(source) and not Path(source).exists():
+        raise FileNotFoundError(f"spec file {source!r} not found")
     text = Path(source).read_text() if _looks_like_path(source) else str(source)
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
         raise ValueError("a job spec must be a YAML/JSON mapping at the top level")
     return JobSpec.model_validate(data)
+
+
+def _names_a_file(source: str) -> bool:
+    return "\n" not in source and source.endswith((".yaml", ".yml", ".json"))
 
 
 def _looks_like_path(source: str | Path) -> bool:

@@ -1,0 +1,1 @@
+"""The pieces of the training engine (``geokd_core.train`` wires them together)."""

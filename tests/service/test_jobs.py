@@ -1,0 +1,109 @@
+"""A job's life through real processes (uvicorn API, Celery worker subprocess, Redis).
+
+Each test checks what a user sees through the REST API: status, stored metric series (exactly the
+steps the engine logs, none duplicated or missing), logs, artifacts.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from geokd_core.settings import Settings
+from tests.service.conftest import Service
+from tests.service.harness import expected_steps, series_steps, synthetic_spec
+from worker.celery_app import RUN_JOB, make_celery
+
+SERIES = "synthetic/procrustes/seed0/loss"
+
+
+def test_submit_runs_to_success(redis_service: Service) -> None:
+    svc = redis_service
+    svc.workers.start()
+    job_id = svc.client.submit(synthetic_spec(steps=120, log_every=10, checkpoint_every=40))
+    job = svc.client.wait_finished(job_id)
+    assert job["status"] == "SUCCEEDED", job
+    assert job["attempt"] == 1 and job["error"] is None and job["started_at"] and job["finished_at"]
+    assert job["summary"], "final metrics are stored as the job summary"
+    series = svc.client.metrics(job_id)
+    assert series_steps(series, SERIES) == expected_steps(120, 10)
+    assert len(series[SERIES]["values"]) == len(expected_steps(120, 10))
+    assert "results.json" in svc.client.artifacts(job_id)
+    logs = svc.client.logs(job_id)
+    assert any(line.startswith("attempt 1 started on ") for line in logs)
+    assert any("succeeded at step 120" in line for line in logs)
+
+
+def test_duplicate_delivery_runs_once(redis_service: Service) -> None:
+    svc = redis_service
+    # Two pool processes, so both deliveries run at the same time and race for the lease.
+    worker = svc.workers.start(concurrency=2)
+    job_id = svc.client.submit(synthetic_spec(steps=200, log_every=10, checkpoint_every=50))
+    app = make_celery(Settings(_env_file=None, home=svc.api.home, broker_url=svc.broker_url))  # type: ignore[call-arg]
+    app.send_task(RUN_JOB, args=[job_id], queue="cpu")
+    job = svc.client.wait_finished(job_id)
+    assert job["status"] == "SUCCEEDED" and job["attempt"] == 1
+    starts = [line for line in svc.client.logs(job_id) if line.startswith("attempt ")]
+    assert len(starts) == 1, starts
+    assert f"job {job_id}: duplicate" in worker.log()
+    assert series_steps(svc.client.metrics(job_id), SERIES) == expected_steps(200, 10)
+
+
+def test_cancel_running_then_retry_resumes(redis_service: Service) -> None:
+    svc = redis_service
+    svc.workers.start()
+    steps = 3000
+    job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=100))
+    svc.client.wait_step(job_id, 50)
+    svc.client.cancel(job_id)
+    job = svc.client.wait(job_id, lambda j: j["status"] == "CANCELLED", timeout_s=15, what="CANCELLED")
+    stopped_at = job["progress"]["step"]
+    assert 0 < stopped_at < steps
+    assert any(line.startswith("cancelled at step") for line in svc.client.logs(job_id))
+    # The final checkpoint was uploaded: a retry resumes from it instead of starting over.
+    svc.client.retry(job_id)
+    job = svc.client.wait_finished(job_id, timeout_s=120)
+    assert job["status"] == "SUCCEEDED", job
+    assert any(line.startswith("resuming attempt") for line in svc.client.logs(job_id))
+    assert series_steps(svc.client.metrics(job_id), SERIES) == expected_steps(steps, 10)
+
+
+def test_cancel_queued_never_starts(redis_service: Service) -> None:
+    svc = redis_service
+    # device=cuda goes to the gpu queue; no gpu worker runs yet, so the job stays QUEUED.
+    job_id = svc.client.submit(synthetic_spec(steps=50, device="cuda"))
+    assert svc.client.job(job_id)["status"] == "QUEUED"
+    assert svc.client.cancel(job_id)["status"] == "CANCELLED"
+    worker = svc.workers.start(queue="gpu")  # now the message is delivered: the claim must refuse it
+    deadline = time.monotonic() + 30
+    while f"job {job_id}: duplicate" not in worker.log():
+        assert time.monotonic() < deadline, worker.log()[-2000:]
+        time.sleep(0.1)
+    job = svc.client.job(job_id)
+    assert job["status"] == "CANCELLED" and job["started_at"] is None
+    assert svc.client.metrics(job_id) == {}
+
+
+def test_bad_data_fails_readably(redis_service: Service, tmp_path: Path) -> None:
+    from tests.utils.tiny_models import make_bert_dir
+
+    svc = redis_service
+    model = make_bert_dir(svc.api.home / "models" / "tiny-bert", num_layers=1, hidden=16, heads=2)
+    # A path inside the data root that passes submit-time checks but is no data file: a directory.
+    bad = svc.api.home / "data" / "train.jsonl"
+    bad.mkdir(parents=True)
+    spec = {
+        "name": "bad-data", "kind": "finetune",
+        "student": {"model": str(model)},
+        "data": {"source": "file", "path": str(bad), "text_columns": ["text"], "label_column": "label",
+                 "max_seq_len": 16},
+        "train": {"max_steps": 2, "batch_size": 2, "device": "cpu"},
+    }
+    svc.workers.start()
+    job_id = svc.client.submit(spec)
+    job = svc.client.wait_finished(job_id)
+    assert job["status"] == "FAILED"
+    assert job["error"] and "is a directory" in job["error"] and "Traceback" not in job["error"]
+    logs = svc.client.logs(job_id)
+    assert job["error"] in logs
+    assert any("Traceback" in line or line.strip().startswith("File ") for line in logs), logs[-20:]
