@@ -147,11 +147,14 @@ def jobs_cmd(
     except ApiError as exc:
         _fail(str(exc))
         return
-    table = Table("id", "name", "kind", "status", "owner", "step", "created", title=f"{page['total']} jobs")
+    table = Table(title=f"{page['total']} jobs")
+    table.add_column("id", no_wrap=True, min_width=36)  # ids are copied into other commands: never cut
+    for col in ("name", "kind", "status", "owner", "step", "created"):
+        table.add_column(col, overflow="fold")
     for j in page["items"]:
         prog = j["progress"]
         step = f"{prog.get('step', 0)}/{prog.get('total_steps') or '?'}"
-        table.add_row(j["id"], j["name"], j["kind"], j["status"], j["owner"], step, j["created_at"][:19])
+        table.add_row(j["id"], j["name"], j["kind"], j["status"], j["owner"], step, j["created_at"][:16])
     Console().print(table)
 
 

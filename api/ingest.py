@@ -51,8 +51,8 @@ def ingest(session: Session, job_id: str, lease: str, events: list[Event]) -> bo
     Raises:
         Conflict: the lease is no longer held (the job was re-queued or finished).
     """
-    progress = next((e.data for e in reversed(events) if e.type == EventType.PROGRESS), None)
-    extra = {"progress": finite(progress)} if progress is not None else {}
+    progress = next((_progress(e) for e in reversed(events) if e.type == EventType.PROGRESS), None)
+    extra = {"progress": progress} if progress is not None else {}
     if not touch(session, job_id, lease, extra):
         session.rollback()
         raise_lost(session, job_id)
@@ -68,7 +68,7 @@ def ingest(session: Session, job_id: str, lease: str, events: list[Event]) -> bo
         if ev.type == EventType.METRIC:
             for series, value in (data.get("values") or {}).items():
                 metrics[(str(series)[:300], ev.step)] = value if isinstance(value, int | float) else None
-        elif ev.type == EventType.GRAM and "layer" in data:
+        elif ev.type == EventType.GRAM and "layer" in data and _matrix(data.get("teacher")) and _matrix(data.get("student")):
             grams[(str(data["layer"])[:100], ev.step)] = data
         elif ev.type == EventType.EVAL:
             _replace_eval(session, job_id, ev.step, data)
@@ -94,6 +94,24 @@ def ingest(session: Session, job_id: str, lease: str, events: list[Event]) -> bo
     assert job is not None
     session.refresh(job)
     return job.cancel_requested
+
+
+def _progress(ev: Event) -> dict[str, Any]:
+    """The job's ``progress`` column from a progress event (malformed fields are dropped)."""
+    d = finite(ev.data)
+    out: dict[str, Any] = {"step": d["step"] if isinstance(d.get("step"), int) else ev.step}
+    out["total_steps"] = d["total_steps"] if isinstance(d.get("total_steps"), int) else None
+    if isinstance(d.get("epoch"), int | float):
+        out["epoch"] = d["epoch"]
+    return out
+
+
+def _matrix(m: Any) -> bool:
+    """A list of rows of numbers (or null where a value was non-finite)."""
+    return isinstance(m, list) and all(
+        isinstance(r, list) and all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in r)
+        for r in m
+    )
 
 
 def _already_stored(session: Session, job_id: str, events: list[Event]) -> set[tuple[str, int, float]]:

@@ -11,11 +11,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
 from api.body_limit import BodyLimitMiddleware
 from api.db import init_db, make_engine
+from api.ingest import finite
 from api.queue import CeleryQueue, Queue
 from api.reaper import run_reaper
 from api.routes import artifacts, events, health, jobs, metrics, worker
@@ -31,6 +35,12 @@ def _warn_auth_off() -> None:
         "!! Only run this on a machine nobody else can reach.\n" + "!" * 78
     )
     log.warning(banner)
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's own handler, except that a NaN/Infinity echoed back in `input` becomes null
+    # instead of crashing the JSON encoder (which would turn a 422 into a 500).
+    return JSONResponse(status_code=422, content={"detail": finite(jsonable_encoder(exc.errors()))})
 
 
 def create_app(settings: Settings | None = None, *, queue: Queue | None = None, reaper: bool = True) -> FastAPI:
@@ -82,6 +92,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None, 
         return settings.max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     for router in (jobs.router, metrics.router, events.router, artifacts.router, worker.router, health.router):
         app.include_router(router, prefix=PREFIX)
     app.include_router(health.router, include_in_schema=False)  # /healthz, /readyz for probes too

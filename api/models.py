@@ -65,6 +65,7 @@ class Job(JobBase, table=True):
 class Progress(BaseModel):
     step: int = 0
     total_steps: int | None = None
+    epoch: float | None = None
 
 
 class JobPublic(JobBase):
@@ -122,8 +123,8 @@ class GramSnapshot(SQLModel, table=True):
     job_id: str = Field(foreign_key="job.id", index=True, max_length=36)
     layer: str = Field(max_length=100)
     step: int
-    teacher: list[list[float]] = Field(sa_column=Column(JSON, nullable=False))
-    student: list[list[float]] = Field(sa_column=Column(JSON, nullable=False))
+    teacher: list[list[float | None]] = Field(sa_column=Column(JSON, nullable=False))
+    student: list[list[float | None]] = Field(sa_column=Column(JSON, nullable=False))
 
 
 class EvalResult(SQLModel, table=True):
@@ -174,9 +175,9 @@ class GramPublic(BaseModel):
     steps: list[int]
     layer: str
     step: int
-    teacher: list[list[float]]
-    student: list[list[float]]
-    difference: list[list[float]]
+    teacher: list[list[float | None]]
+    student: list[list[float | None]]
+    difference: list[list[float | None]]
 
 
 class EvalPublic(BaseModel):

@@ -13,6 +13,7 @@ from geokd_core.settings import Settings
 
 RUN_TASK = "geokd.run_job"
 PREFLIGHT_TASK = "geokd.preflight"
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
 class PreflightTimeout(Exception):
@@ -53,12 +54,18 @@ class CeleryQueue:
             return self._app
 
     def enqueue(self, job_id: str, spec: dict[str, Any]) -> None:
-        self._celery().send_task(RUN_TASK, args=[job_id], queue=queue_for(spec))
+        # ignore_result: no result-backend round trip (a Redis backend that is down would block
+        # ~20 s); a short publish retry: if the broker is down, the reaper re-sends the job later.
+        self._celery().send_task(
+            RUN_TASK, args=[job_id], queue=queue_for(spec), ignore_result=True, retry_policy=PUBLISH_RETRY
+        )
 
     def preflight(self, spec: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
         from celery.exceptions import TimeoutError as CeleryTimeout
 
-        result = self._celery().send_task(PREFLIGHT_TASK, args=[spec], queue=queue_for(spec))
+        result = self._celery().send_task(
+            PREFLIGHT_TASK, args=[spec], queue=queue_for(spec), retry_policy=PUBLISH_RETRY
+        )
         try:
             problems = result.get(timeout=timeout, propagate=True)
         except CeleryTimeout as exc:
@@ -72,4 +79,4 @@ class CeleryQueue:
         from worker.celery_app import broker_url
 
         with Connection(broker_url(self._settings), connect_timeout=timeout) as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)

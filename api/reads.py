@@ -37,9 +37,17 @@ def metrics(session: Session, job_id: str, since: int | None, series: list[str] 
     return MetricsPublic(series=out, last_step=last)
 
 
-def difference(teacher: list[list[float]], student: list[list[float]]) -> list[list[float]]:
-    """Elementwise teacher − student of two k × k Grams (ragged or mismatched rows are cut short)."""
-    return [[t - s for t, s in zip(tr, sr, strict=False)] for tr, sr in zip(teacher, student, strict=False)]
+def difference(
+    teacher: list[list[float | None]], student: list[list[float | None]]
+) -> list[list[float | None]]:
+    """Elementwise teacher − student of two (k, k) Grams; null where either is null.
+
+    Mismatched shapes are cut to the common part (the engine always sends equal shapes).
+    """
+    return [
+        [None if t is None or s is None else t - s for t, s in zip(tr, sr, strict=False)]
+        for tr, sr in zip(teacher, student, strict=False)
+    ]
 
 
 def gram(session: Session, job_id: str, layer: str | None, step: int | None) -> GramPublic | None:

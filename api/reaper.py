@@ -38,8 +38,8 @@ def reap_once(engine: Engine, settings: Settings, queue: Queue) -> list[str]:
             try:
                 queue.enqueue(job_id, spec)
             except Exception as exc:
-                log.warning("broker still unreachable for job %s (%s)", job_id, exc)
-                continue
+                log.warning("broker unreachable (%s); %d job(s) wait for the next pass", exc, len(todo) - len(sent))
+                break  # the broker is down: trying the rest now would only stall this pass
             crud.mark_enqueued(session, job_id)
             sent.append(job_id)
         return sent

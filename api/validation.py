@@ -7,6 +7,7 @@ client handles one error format whichever layer refused the spec.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from geokd_core.paths import spec_path_problems
@@ -54,7 +55,19 @@ def text_problems(raw: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
+def non_finite_problems(obj: Any, loc: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    """NaN/Infinity (which Python's JSON parser accepts) cannot be stored or sent back: refuse them."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return [_problem(list(loc), f"{obj} is not a finite number", "finite_number")]
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in non_finite_problems(v, (*loc, k))]
+    if isinstance(obj, list | tuple):
+        return [p for i, v in enumerate(obj) for p in non_finite_problems(v, (*loc, i))]
+    return []
+
+
 def spec_problems(spec: JobSpec, settings: Settings) -> list[dict[str, Any]]:
     """All deployment-level problems with ``spec`` (empty = acceptable)."""
-    raw = spec.model_dump(mode="json")
-    return text_problems(raw) or [*limit_problems(spec, settings), *path_problems(spec, settings)]
+    raw = spec.model_dump(mode="python")
+    early = non_finite_problems(raw) or text_problems(spec.model_dump(mode="json"))
+    return early or [*limit_problems(spec, settings), *path_problems(spec, settings)]

@@ -79,7 +79,7 @@ def gram(c: ApiClient, job: dict[str, Any], version: Any) -> None:
         st.session_state["gram_layer"] = snap["layer"]
     if follow or st.session_state.get("gram_step") not in snap["steps"]:
         st.session_state["gram_step"] = snap["step"]
-    a, b, s = st.columns([2, 1, 4], vertical_alignment="bottom")
+    a, b, s = st.columns([3, 2, 5], vertical_alignment="bottom")
     a.selectbox("Layer", snap["layers"], key="gram_layer")
     b.toggle("Follow latest", key="gram_follow", help="Show the newest snapshot as it arrives.")
     if len(snap["steps"]) > 1:

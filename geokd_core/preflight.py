@@ -103,8 +103,8 @@ def _head_problems(role: str, cfg: Any, info: TaskInfo, spec: JobSpec) -> list[P
     if head in ("causal", "decoder"):
         return [Problem(loc, f"{arch} is a causal LM; {info.task or 'this'} {info.task_type} data needs an encoder/classifier "
                              "(use source=instruct for causal LMs)")]
-    if head == "classifier" and role == "teacher" and cfg.num_labels != info.num_labels:
-        return [Problem(loc, f"the teacher's classification head has {cfg.num_labels} labels, the data has {info.num_labels}")]
+    if head == "classifier" and cfg.num_labels != info.num_labels:
+        return [Problem(loc, f"the {role}'s classification head has {cfg.num_labels} labels, the data has {info.num_labels}")]
     if head != "classifier" and role == "teacher" and spec.kind == JobKind.DISTILL and spec.loss.alpha < 1:
         return [Problem(loc, f"the teacher ({arch}) has no trained classification head, so logit KD (alpha < 1) "
                              "would distill a random head: fine-tune it first (kind=finetune) or set loss.alpha=1")]
@@ -240,9 +240,10 @@ def check(
     if spec.kind == JobKind.SYNTHETIC or spec.data is None:
         return problems
     cfgs: dict[str, Any] = {}
+    refused = {p.loc[0] for p in problems}  # never read a config from a refused path
     for role in ("teacher", "student"):
         ref = getattr(spec, role)
-        if ref is not None and ref.model is not None:
+        if ref is not None and ref.model is not None and role not in refused:
             cfg = _load_config(ref, role, model_roots, problems)
             if cfg is not None:
                 cfgs[role] = cfg

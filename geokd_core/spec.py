@@ -219,7 +219,7 @@ class SyntheticSpec(_Strict):
     steps: int = Field(default=300, ge=1, le=100000)
     lr: float = Field(default=0.05, gt=0.0)
     losses: list[str] = Field(default_factory=lambda: ["procrustes", "gram", "cka", "linproj", "orthproj"])
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     log_every: int = Field(default=10, ge=1)
 
     @field_validator("losses")

@@ -117,6 +117,16 @@ def build_engine(spec: JobSpec, out: Path, reporter: Reporter) -> Engine:
                   autocast=autocast, probe=probe)
 
 
+def attach_teacher_cache(spec: JobSpec, out: Path, engine: Engine) -> None:
+    """Build (or reopen) ``out/teacher_cache`` for the engine's layer pairs; the loop then reads it."""
+    assert spec.data is not None and engine.models.teacher is not None
+    engine.cache = build_teacher_cache(
+        out / "teacher_cache", engine.models.teacher, engine.collate, engine.data.train,
+        [t for _, t in engine.pairs] if engine.objective.uses_features else [], spec.loss.granularity,
+        batch_size=spec.train.batch_size, max_len=spec.data.max_seq_len, device=engine.device,
+        fingerprint=_cache_fingerprint(spec, engine), autocast=engine.autocast)
+
+
 def run_training_job(spec: JobSpec, out: Path, callbacks: Sequence[Callback] = (), resume: bool = False) -> RunResult:
     """Distill or fine-tune as ``spec`` says; see ``docs/DESIGN.md`` for the output layout."""
     reporter = Reporter(callbacks, out)
@@ -131,12 +141,7 @@ def run_training_job(spec: JobSpec, out: Path, callbacks: Sequence[Callback] = (
         reporter.state.best_metric = state.get("best_metric")
         reporter.log(f"resumed from {found} at step {start}")
     if spec.train.teacher_cache and engine.distill:
-        assert spec.data is not None
-        engine.cache = build_teacher_cache(
-            out / "teacher_cache", engine.models.teacher, engine.collate, engine.data.train,
-            [t for _, t in engine.pairs] if engine.objective.uses_features else [], spec.loss.granularity,
-            batch_size=spec.train.batch_size, max_len=spec.data.max_seq_len, device=engine.device,
-            fingerprint=_cache_fingerprint(spec, engine), autocast=engine.autocast)
+        attach_teacher_cache(spec, out, engine)
     reporter.state.total_steps = engine.total_steps
     reporter.hook("on_train_begin")
     if start == 0 and spec.train.gram_every:

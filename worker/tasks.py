@@ -56,7 +56,10 @@ def _problem_dict(problem: Any) -> dict[str, Any]:
 # Modules imported once in the worker's main process, so each fresh job child (max_tasks_per_child=1)
 # forks with them loaded instead of paying ~3 s of imports per job. Importing torch does not
 # initialise CUDA, so forking stays safe. Override with GEOKD_WORKER_PRELOAD (comma-separated, or "").
-DEFAULT_PRELOAD = "torch,geokd_core.synthetic"
+DEFAULT_PRELOAD = ",".join([
+    "torch", "torch._dynamo",  # Adam imports torch._dynamo on first use: ~3 s
+    "geokd_core.synthetic", "matplotlib.figure", "matplotlib.backends.backend_agg",
+])
 
 
 @worker_init.connect

@@ -6,12 +6,13 @@ carries the lease; a call with a lost lease gets 409 and the worker must stop.
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -24,6 +25,7 @@ from geokd_core.events import Event
 
 router = APIRouter(prefix="/worker/jobs", tags=["worker"], dependencies=[Depends(worker_auth)])
 
+MAX_STEP = 2**62  # fits a signed 64-bit column on every backend
 Lease = Annotated[str, Query(min_length=1, max_length=64, description="The token `claim` returned")]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid worker token"},
@@ -49,6 +51,16 @@ class LeaseIn(BaseModel):
 
 class EventsIn(LeaseIn):
     events: list[Event] = Field(max_length=10_000)
+
+    @field_validator("events")
+    @classmethod
+    def _storable(cls, events: list[Event]) -> list[Event]:
+        for e in events:
+            if e.step > MAX_STEP:
+                raise ValueError(f"step {e.step} is larger than {MAX_STEP}")
+            if not math.isfinite(e.ts):
+                raise ValueError("ts must be a finite number of seconds since the epoch")
+        return events
 
 
 class FinishIn(LeaseIn):

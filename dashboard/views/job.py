@@ -32,15 +32,16 @@ def _pick(jobs: dict[str, dict[str, Any]]) -> str | None:
 
     def label(i: str) -> str:
         j = jobs.get(i)
-        return f"{j['name']} · {j['status']} · {i[:8]}" if j else i
+        # No status here: the picker is drawn by the full run and would show a stale one while live.
+        return f"{j['name']} · {j['kind']} · {i[:8]}" if j else i
 
     def changed() -> None:
         st.query_params["job"] = st.session_state["job_pick"]
 
     if st.session_state.get("job_pick") != (current or options[0]):
         st.session_state["job_pick"] = current or options[0]
-    return st.selectbox("Job", options, key="job_pick", format_func=label, on_change=changed,
-                        label_visibility="collapsed")
+    return st.columns([2, 3])[0].selectbox("Job", options, key="job_pick", format_func=label, on_change=changed,
+                                           label_visibility="collapsed")
 
 
 def header(client: ApiClient, job: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ def _act(client: ApiClient, job: dict, action: str) -> None:
         session.show_api_error(exc)
         return
     st.toast(f"{action.capitalize()}: {job['name']}", icon=":material/check:")
-    st.rerun(scope="fragment")  # show the new status now, not at the next tick
+    st.rerun()  # show the new status now, not at the next tick
 
 
 def jobs_table() -> None:

@@ -82,11 +82,11 @@ def synthetic_cmd(
     eps: float | None = typer.Option(None, "--eps", help="A pair is ε-orthogonal when |cos| < eps (default 0.1)."),
     steps: int | None = typer.Option(None, "--steps", help="Adam steps per (loss, seed) run (default 300)."),
     lr: float | None = typer.Option(None, "--lr", help="Adam learning rate (default 0.05)."),
-    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds (default 0,1,2)."),
     losses: str | None = typer.Option(
-        None, "--losses", help="Comma-separated losses (procrustes,gram,cka,cka_debiased,linproj,orthproj)."
+        None, "--losses", help="Comma-separated losses from procrustes,gram,cka,cka_debiased,linproj,orthproj (default: all but cka_debiased)."
     ),
-    log_every: int | None = typer.Option(None, "--log-every", help="Record loss and kept pairs every N steps."),
+    log_every: int | None = typer.Option(None, "--log-every", help="Record loss and kept pairs every N steps (default 10)."),
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", help="Also checkpoint every N global steps (runs end with one anyway)."
     ),
@@ -98,9 +98,7 @@ def synthetic_cmd(
 ) -> None:
     """Reproduce the paper's synthetic experiment: how many ε-orthogonal teacher pairs each loss keeps.
 
-    The teacher is n random unit vectors in d_t dims (n >> d, most pairs ε-orthogonal); a student
-    of n trainable vectors in d_s dims is fitted from random init with each loss and seed. Writes
-    results.json, results.md and preserved_pairs.png into --out and prints a summary table.
+    The teacher is n random unit vectors in d_t dims (n >> d, so most but not all pairs are ε-orthogonal); a student of n trainable vectors in d_s dims is fitted from random init with each loss and seed (Adam, full batch). Writes results.json, results.md and preserved_pairs.png into --out and prints a summary table. Unset options keep the SyntheticSpec defaults.
     """
     from pydantic import ValidationError
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,22 @@ class _Job:
         return RunResult(status="completed", step=self.total, final_metrics=metrics, artifacts=artifacts)
 
 
+@contextmanager
+def _single_threaded() -> Iterator[None]:
+    """Run the job's tensor math on one intra-op thread, restoring the caller's setting after.
+
+    The matrices here are small (n x d <= ~10^5 entries), so OpenMP fork/join overhead dominates,
+    and on a busy shared CPU spinning threads are ruinous: the default run took 15 s with one
+    thread and 224 s with two on this 2-core machine at load 8.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_synthetic_job(
     spec: JobSpec,
     out_dir: Path,
@@ -239,4 +256,5 @@ def run_synthetic_job(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return _Job(spec, out, callbacks).run(resume)
+    with _single_threaded():
+        return _Job(spec, out, callbacks).run(resume)

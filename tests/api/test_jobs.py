@@ -19,7 +19,7 @@ def test_submit_get_and_enqueue(client: TestClient, alice: dict, queue: Recordin
     assert job["created_at"].endswith(("Z", "+00:00"))
     assert queue.enqueued == [job["id"]]
     got = client.get(f"{JOBS}/{job['id']}", headers=alice).json()
-    assert got["id"] == job["id"] and got["progress"] == {"step": 0, "total_steps": None}
+    assert got["id"] == job["id"] and got["progress"] == {"step": 0, "total_steps": None, "epoch": None}
 
 
 def test_requires_a_valid_key(client: TestClient) -> None:

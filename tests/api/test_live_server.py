@@ -90,3 +90,26 @@ def test_200_concurrent_submissions(server: LiveApi, tmp_path: Path) -> None:
     page = http.get("/jobs", params={"name": f"c-{tag}-", "limit": 500}).json()
     assert page["total"] == 200 and http.get("/jobs", params={"limit": 1}).json()["total"] == before + 200
     assert json.dumps(sorted(j["name"] for j in page["items"])) == json.dumps(sorted(f"c-{tag}-{i}" for i in range(200)))
+
+
+def test_background_reaper_requeues_a_silent_worker(tmp_path: Path) -> None:
+    env = {"GEOKD_STALE_AFTER_S": "1", "GEOKD_REAPER_INTERVAL_S": "0.2", "GEOKD_MAX_ATTEMPTS": "2"}
+    with live_api(tmp_path / "home", env=env) as api:
+        http = httpx.Client(base_url=f"{api.base_url}/api/v1", headers=api.headers, timeout=30)
+        job = http.post("/jobs", json=SYN).json()
+        w = _worker(api)
+        assert w.post(f"/{job['id']}/claim", json={"worker": "doomed:1"}).status_code == 200
+        # The worker "dies": no heartbeat. The API's own reaper must notice, twice.
+        seen: list[tuple[str, int]] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            got = http.get(f"/jobs/{job['id']}").json()
+            if (got["status"], got["attempt"]) not in seen:
+                seen.append((got["status"], got["attempt"]))
+                if got["status"] == "QUEUED":
+                    assert w.post(f"/{job['id']}/claim", json={"worker": "doomed:2"}).status_code == 200
+            if got["status"] == "FAILED":
+                break
+            time.sleep(0.1)
+        assert seen == [("RUNNING", 1), ("QUEUED", 2), ("RUNNING", 2), ("FAILED", 2)], seen
+        assert "heartbeat" in got["error"]

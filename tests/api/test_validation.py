@@ -110,3 +110,21 @@ def test_bad_path_params_and_queries(client: TestClient, alice: dict) -> None:
     assert client.get(JOBS, params={"limit": 10**30}, headers=alice).status_code == 422
     job = client.post(JOBS, json=SYNTHETIC, headers=alice).json()
     assert client.get(f"{JOBS}/{job['id']}/metrics", params={"since": 2**70}, headers=alice).status_code == 422
+
+
+def test_non_finite_numbers_refused_not_500(app, alice: dict) -> None:  # type: ignore[no-untyped-def]
+    from tests.api.conftest import WORKER, claim
+
+    c = TestClient(app, raise_server_exceptions=False)
+    ct = {**alice, "Content-Type": "application/json"}
+    r = c.post(JOBS, content=b'{"kind": "synthetic", "loss": {"gamma": Infinity}}', headers=ct)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "loss", "gamma"]
+    r = c.post(JOBS, content=b'{"kind": "synthetic", "loss": {"alpha": NaN}}', headers=ct)
+    assert r.status_code == 422 and r.json()["detail"][0]["input"] is None  # echoed as null, not a crash
+    job = c.post(JOBS, json=SYNTHETIC, headers=alice).json()
+    lease = claim(c, job["id"])["lease"]
+    url, wct = f"/api/v1/worker/jobs/{job['id']}/events", {**WORKER, "Content-Type": "application/json"}
+    huge = '{"lease": "%s", "events": [{"type": "metric", "step": %d}]}' % (lease, 2**70)  # noqa: UP031
+    assert c.post(url, content=huge, headers=wct).status_code == 422
+    nan_ts = '{"lease": "%s", "events": [{"type": "log", "ts": NaN}]}' % lease  # noqa: UP031
+    assert c.post(url, content=nan_ts, headers=wct).status_code == 422

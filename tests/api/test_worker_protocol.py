@@ -74,7 +74,7 @@ def test_events_fan_out_and_metrics_since(client: TestClient, alice: dict) -> No
         "last_step": 3,
     }
     got = client.get(f"{J}/{job['id']}", headers=alice).json()
-    assert got["progress"] == {"step": 2, "total_steps": 10} and got["heartbeat_at"]
+    assert got["progress"] == {"step": 2, "total_steps": 10, "epoch": 0.2} and got["heartbeat_at"]
     assert client.get(f"{J}/{job['id']}/logs", headers=alice).json()["lines"][0]["message"] == "hello"
     assert client.get(f"{J}/{job['id']}/evals", headers=alice).json()["items"] == [
         {"step": 2, "split": "dev", "task": "cola", "metrics": {"mcc": 0.1}}
@@ -201,3 +201,23 @@ def test_finish_records_summary_and_drops_lease(client: TestClient, alice: dict)
     assert got["summary"] == {"dev/mcc": 0.4} and got["finished_at"]
     assert post_events(client, job["id"], lease, [_metric(9, loss=0.0)]).status_code == 409
     assert client.post(f"{W}/{job['id']}/claim", json={"worker": "late"}, headers=WORKER).status_code == 409
+
+
+def test_malformed_payloads_never_break_reads(client: TestClient, alice: dict) -> None:
+    job = submit(client, alice)
+    lease = claim(client, job["id"])["lease"]
+    junk = [
+        {"type": "progress", "step": 3, "data": {"step": "three", "total_steps": [1]}},
+        {"type": "gram", "step": 3, "data": {"layer": "s1-t1", "teacher": "nope", "student": [[1, 2]]}},
+        {"type": "gram", "step": 4, "data": {"layer": "s1-t1", "teacher": [[1.0, float("inf")]], "student": [[0.5, 1.0]]}},
+        {"type": "eval", "step": 3, "data": {"metrics": "not-a-dict"}},
+        {"type": "metric", "step": 3, "data": {"values": {"a": "str", "b": 2}}},
+    ]
+    body = json.dumps({"lease": lease, "events": junk})  # allow_nan: the Infinity literal goes over the wire
+    r = client.post(f"{W}/{job['id']}/events", content=body, headers={**WORKER, "Content-Type": "application/json"})
+    assert r.status_code == 200
+    assert client.get(f"{J}/{job['id']}", headers=alice).json()["progress"]["step"] == 3
+    gram = client.get(f"{J}/{job['id']}/gram", headers=alice).json()
+    assert gram["steps"] == [4] and gram["teacher"] == [[1.0, None]] and gram["difference"] == [[0.5, None]]
+    assert client.get(f"{J}/{job['id']}/evals", headers=alice).json()["items"][0]["metrics"] == {}
+    assert client.get(f"{J}/{job['id']}/metrics", headers=alice).json()["series"]["a"]["values"] == [None]

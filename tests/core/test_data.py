@@ -323,3 +323,19 @@ def test_real_shared_glue_and_instruct() -> None:
     assert sum(r["label"] for r in mrpc.train) == 2474 and '"the witness"' in mrpc.train[0]["text_a"]
     sinst = load_task_data(DataSpec(source="instruct", path=str(SHARED_DATA / "instruct/sinst/11_/valid.jsonl")))
     assert len(sinst.train) + len(sinst.eval) == 1694 and all(isinstance(r["output"], list) for r in sinst.eval)
+
+
+def test_qqp_skips_truncated_rows_like_glue_processors(tmp_path: Path) -> None:
+    write_glue(tmp_path, ("qqp",), n_train=10)
+    train = tmp_path / "QQP" / "train.tsv"
+    train.write_text(train.read_text() + "99\t1\t2\ta question cut short\n")
+    data = load_task_data(DataSpec(task="qqp", path=str(tmp_path)))
+    assert len(data.train) == 10
+
+
+def test_custom_tsv_field_count_is_checked(tmp_path: Path) -> None:
+    path = write_custom(tmp_path / "t.tsv", n=6)
+    path.write_text(path.read_text() + 'a "quoted\ttab\tand\textra\n')
+    spec = DataSpec(source="file", path=str(path), text_columns=["text"], label_column="label")
+    with pytest.raises(DataError, match=r"t\.tsv:8: expected 3 tab-separated fields, found 4"):
+        load_task_data(spec)

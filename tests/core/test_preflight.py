@@ -85,6 +85,8 @@ def test_layer_mapping_and_init_layers_out_of_range(world: dict[str, str]) -> No
 def test_task_and_head_mismatches(world: dict[str, str]) -> None:
     p = check(_spec(world, teacher={"model": world["teacher3"]}))
     assert _locs(p) == [["teacher", "model"]] and "3 labels, the data has 2" in p[0].msg
+    p = check(_spec(world, kind="finetune", teacher=None, student={"model": world["teacher3"]}, loss={"feature": None}))
+    assert _locs(p) == [["student", "model"]] and "student's classification head has 3 labels" in p[0].msg
     # STS-B is regression: one output.
     assert _locs(check(_spec(world, data={"task": "stsb"}))) == [["teacher", "model"]]
     p = check(_spec(world, kind="finetune", teacher=None, student={"model": world["gpt2"]}, loss={"feature": None}))
@@ -189,9 +191,18 @@ def test_gguf_teacher_config_is_read(world: dict[str, str], tmp_path: Path) -> N
     assert _locs(p) == [["teacher", "model"]] and "causal LM" in p[0].msg
 
 
-def test_real_dry_run_through_the_engine(bert_teacher: Path, glue_root: Path) -> None:
+def test_real_dry_run_through_the_engine(bert_teacher: Path, glue_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("geokd_core.train", reason="the training engine (geokd_core.train) is not there yet")
     from tests.core.conftest import distill_spec
 
+    real = geokd_core.run.run_job
+    results: list[Any] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        results.append(real(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(geokd_core.run, "run_job", spy)
     spec = JobSpec.model_validate(distill_spec(bert_teacher, glue_root, train={"max_steps": 50, "batch_size": 16}))
     assert check(spec, dry_run=True) == []
+    assert len(results) == 1 and results[0].step == 1

@@ -5,80 +5,20 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-import geokd_core
-
-
-# ---- TEMPORARY stand-in until geokd_core.losses / geokd_core.geometry land (test run only) ------
-def _standins_needed() -> bool:
-    try:
-        from geokd_core.geometry import gram_snapshot, preserved_orthogonal_pairs  # noqa: F401
-        from geokd_core.losses import make_feature_loss  # noqa: F401
-    except ImportError:
-        return True
-    return False
-
-
-if _standins_needed():
-    def _norm(x: torch.Tensor) -> torch.Tensor:
-        x = x - x.mean(0, keepdim=True)
-        return x / x.square().sum().sqrt().clamp_min(1e-12)
-
-    class _Loss(nn.Module):
-        def __init__(self, name: str, ds: int, dt: int) -> None:
-            super().__init__()
-            self.name = name
-            if name == "linproj":
-                self.proj = nn.Linear(ds, dt, bias=False)
-            elif name == "orthproj":
-                self.proj = nn.utils.parametrizations.orthogonal(nn.Linear(ds, dt, bias=False))
-
-        def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            s, t = _norm(s), _norm(t)
-            if self.name == "procrustes":
-                return 2 - 2 * torch.linalg.matrix_norm(s.T @ t, ord="nuc")
-            if self.name == "gram":
-                return (s.T @ s).square().sum() + (t.T @ t).square().sum() - 2 * (s.T @ t).square().sum()
-            if self.name.startswith("cka"):
-                return 1 - (s.T @ t).square().sum() / ((s.T @ s).square().sum() * (t.T @ t).square().sum()).sqrt()
-            return (self.proj(s) - t).square().mean()
-
-    def _cos(x: torch.Tensor) -> torch.Tensor:
-        x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return x @ x.T
-
-    def _preserved(teacher: torch.Tensor, student: torch.Tensor, eps: float) -> tuple[int, int]:
-        iu = torch.triu_indices(len(teacher), len(teacher), 1)
-        t = _cos(teacher).abs()[iu[0], iu[1]] < eps
-        s = _cos(student).abs()[iu[0], iu[1]] < eps
-        return int((t & s).sum()), int(t.sum())
-
-    import geokd_core.losses as _losses_pkg
-
-    _losses_pkg.make_feature_loss = lambda name, d_s, d_t: _Loss(name, d_s, d_t)  # type: ignore[attr-defined]
-    _geo = types.ModuleType("geokd_core.geometry")
-    _geo.preserved_orthogonal_pairs = _preserved  # type: ignore[attr-defined]
-    _geo.gram_snapshot = lambda f, k: _cos(f[:k])  # type: ignore[attr-defined]
-    sys.modules["geokd_core.geometry"] = _geo
-    geokd_core.geometry = _geo  # type: ignore[attr-defined]
-# ---- end of the stand-in --------------------------------------------------------------------------
-
-from geokd_core.callbacks import Callback, EventCollector, TrainerControl, TrainerState  # noqa: E402
-from geokd_core.errors import SpecError  # noqa: E402
-from geokd_core.events import EventType  # noqa: E402
-from geokd_core.geometry import preserved_orthogonal_pairs  # noqa: E402
-from geokd_core.run import run_job  # noqa: E402
-from geokd_core.spec import JobKind, JobSpec, SyntheticSpec, TrainSpec  # noqa: E402
-from geokd_core.synthetic.vectors import center_rows, make_pair  # noqa: E402
+from geokd_core.callbacks import Callback, EventCollector, TrainerControl, TrainerState
+from geokd_core.errors import SpecError
+from geokd_core.events import EventType
+from geokd_core.geometry import preserved_orthogonal_pairs
+from geokd_core.run import run_job
+from geokd_core.spec import JobKind, JobSpec, SyntheticSpec, TrainSpec
+from geokd_core.synthetic.vectors import center_rows, make_pair
 
 ALL_LOSSES = ["procrustes", "gram", "cka", "linproj", "orthproj"]
 

@@ -29,7 +29,7 @@ class StopAt(Callback):
 
 def _metric_lines(out: Path) -> dict[int, dict[str, float]]:
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    # A resumed run re-emits nothing before its checkpoint; later steps must match exactly.
+    # The stop (step 3) falls inside a logging window: its partial sums are checkpointed too.
     return {r["step"]: {k: v for k, v in r["values"].items() if k != "train/examples_per_s"}
             for r in rows if r["type"] == "metric"}
 
@@ -38,7 +38,7 @@ def test_resume_is_exact(bert_teacher: Path, glue_root: Path, tmp_path: Path) ->
     # Dropout is on (BERT's default 0.1), grad accumulation 2, a trainable projection (linproj) and
     # 5 steps x 2 micro-batches over 4 batches per epoch: the stop at step 3 falls mid-epoch.
     spec = load_spec(distill_spec(bert_teacher, glue_root, loss={"feature": "linproj"},
-                                  train={"max_steps": 5, "grad_accum": 2, "log_every": 1, "warmup_ratio": 0.2}))
+                                  train={"max_steps": 5, "grad_accum": 2, "log_every": 2, "warmup_ratio": 0.2}))
     full = run_job(spec, tmp_path / "full")
     stopped = run_job(spec, tmp_path / "resumed", callbacks=[StopAt(3)])
     assert stopped.status == "stopped" and stopped.step == 3
@@ -57,7 +57,7 @@ def test_resume_is_exact(bert_teacher: Path, glue_root: Path, tmp_path: Path) ->
     assert {k: v for k, v in full.final_metrics.items() if k != "train/examples_per_s"} == \
         {k: v for k, v in resumed.final_metrics.items() if k != "train/examples_per_s"}
     full_lines, resumed_lines = _metric_lines(tmp_path / "full"), _metric_lines(tmp_path / "resumed")
-    assert full_lines == resumed_lines and sorted(full_lines) == [1, 2, 3, 4, 5]
+    assert full_lines == resumed_lines and sorted(full_lines) == [2, 4, 5]
 
 
 def test_resume_without_checkpoint_starts_fresh_and_completed_runs_are_not_retrained(

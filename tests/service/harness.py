@@ -27,7 +27,7 @@ FINISHED = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 
 def synthetic_spec(steps: int = 300, *, name: str = "svc-test", checkpoint_every: int | None = 50,
-                   log_every: int = 10, losses: Iterable[str] = ("procrustes",), n: int = 120,
+                   log_every: int = 10, losses: Iterable[str] = ("procrustes",), n: int = 64,
                    device: str = "cpu") -> dict[str, Any]:
     """A small ``kind: synthetic`` job (one loss, one seed → global steps 0..steps)."""
     return {

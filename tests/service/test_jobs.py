@@ -20,25 +20,25 @@ SERIES = "synthetic/procrustes/seed0/loss"
 def test_submit_runs_to_success(redis_service: Service) -> None:
     svc = redis_service
     svc.workers.start()
-    job_id = svc.client.submit(synthetic_spec(steps=120, log_every=10, checkpoint_every=40))
+    job_id = svc.client.submit(synthetic_spec(steps=60, log_every=10, checkpoint_every=20))
     job = svc.client.wait_finished(job_id)
     assert job["status"] == "SUCCEEDED", job
     assert job["attempt"] == 1 and job["error"] is None and job["started_at"] and job["finished_at"]
     assert job["summary"], "final metrics are stored as the job summary"
     series = svc.client.metrics(job_id)
-    assert series_steps(series, SERIES) == expected_steps(120, 10)
-    assert len(series[SERIES]["values"]) == len(expected_steps(120, 10))
+    assert series_steps(series, SERIES) == expected_steps(60, 10)
+    assert len(series[SERIES]["values"]) == len(expected_steps(60, 10))
     assert "results.json" in svc.client.artifacts(job_id)
     logs = svc.client.logs(job_id)
     assert any(line.startswith("attempt 1 started on ") for line in logs)
-    assert any("succeeded at step 120" in line for line in logs)
+    assert any("succeeded at step 60" in line for line in logs)
 
 
 def test_duplicate_delivery_runs_once(redis_service: Service) -> None:
     svc = redis_service
     # Two pool processes, so both deliveries run at the same time and race for the lease.
     worker = svc.workers.start(concurrency=2)
-    job_id = svc.client.submit(synthetic_spec(steps=200, log_every=10, checkpoint_every=50))
+    job_id = svc.client.submit(synthetic_spec(steps=60, log_every=10, checkpoint_every=20))
     app = make_celery(Settings(_env_file=None, home=svc.api.home, broker_url=svc.broker_url))  # type: ignore[call-arg]
     app.send_task(RUN_JOB, args=[job_id], queue="cpu")
     job = svc.client.wait_finished(job_id)
@@ -46,15 +46,15 @@ def test_duplicate_delivery_runs_once(redis_service: Service) -> None:
     starts = [line for line in svc.client.logs(job_id) if line.startswith("attempt ")]
     assert len(starts) == 1, starts
     assert f"job {job_id}: duplicate" in worker.log()
-    assert series_steps(svc.client.metrics(job_id), SERIES) == expected_steps(200, 10)
+    assert series_steps(svc.client.metrics(job_id), SERIES) == expected_steps(60, 10)
 
 
 def test_cancel_running_then_retry_resumes(redis_service: Service) -> None:
     svc = redis_service
     svc.workers.start()
-    steps = 3000
+    steps = 400
     job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=100))
-    svc.client.wait_step(job_id, 50)
+    svc.client.wait_step(job_id, 20)
     svc.client.cancel(job_id)
     job = svc.client.wait(job_id, lambda j: j["status"] == "CANCELLED", timeout_s=15, what="CANCELLED")
     stopped_at = job["progress"]["step"]

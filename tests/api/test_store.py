@@ -1,0 +1,33 @@
+"""The store: Alembic migrations match the models, SQLite runs in WAL with a busy timeout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlmodel import SQLModel
+
+import api.models  # noqa: F401
+from api.db import init_db, make_engine
+
+
+def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 'g.db'}")
+    init_db(engine)
+    init_db(engine)  # idempotent: a restart on an existing store is a no-op
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert diff == [] and version == "0001"
+    tables = set(inspect(engine).get_table_names())
+    assert {"job", "event", "metric_point", "gram_snapshot", "eval_result", "artifact", "api_key"} <= tables
+
+
+def test_sqlite_pragmas(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
