@@ -6,12 +6,13 @@ wait for the lock instead of failing with "database is locked" (API and CLI may 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -50,12 +51,25 @@ def init_db(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
-    with engine.begin() as conn:
+    with _migration_lock(engine), engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
 
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """Yield one session (a FastAPI dependency body)."""
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialize migrations of one SQLite file across processes (API start vs `geokd keys create`).
+
+    SQLite runs DDL outside a transaction here, so two first starts could both try to create the
+    tables. Server databases should be migrated by one process (the API) at a time.
+    """
+    db = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        yield
+        return
+    with open(f"{db}.migrate.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

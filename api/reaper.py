@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -21,10 +22,14 @@ from geokd_core.settings import Settings
 log = logging.getLogger("geokd.reaper")
 
 
-def reap_once(engine: Engine, settings: Settings, queue: Queue) -> list[str]:
-    """One pass; returns the ids sent to the broker again."""
+def reap_once(engine: Engine, settings: Settings, queue: Queue, *, reap_stale: bool = True) -> list[str]:
+    """One pass; returns the ids sent to the broker again.
+
+    Args:
+        reap_stale: also re-queue stale RUNNING jobs (off during the start-up grace period).
+    """
     with Session(engine, expire_on_commit=False) as session:
-        requeued = lease.reap(session, settings.stale_after_s, settings.max_attempts)
+        requeued = lease.reap(session, settings.stale_after_s, settings.max_attempts) if reap_stale else []
         if requeued:
             log.warning("re-queued jobs with stale heartbeats: %s", requeued)
         # Re-queued jobs plus submissions the broker refused earlier (young ones may still be in flight).
@@ -46,10 +51,16 @@ def reap_once(engine: Engine, settings: Settings, queue: Queue) -> list[str]:
 
 
 async def run_reaper(engine: Engine, settings: Settings, queue: Queue) -> None:
-    """Loop forever (cancelled at shutdown); one failing pass never stops the loop."""
+    """Loop forever (cancelled at shutdown); one failing pass never stops the loop.
+
+    For the first ``stale_after_s`` after start no RUNNING job is reaped: heartbeats could not
+    arrive while this API was down, so their age says nothing about the workers yet.
+    """
+    started = time.monotonic()
     while True:
         await asyncio.sleep(settings.reaper_interval_s)
+        grace_over = time.monotonic() - started >= settings.stale_after_s
         try:
-            await asyncio.to_thread(reap_once, engine, settings, queue)
+            await asyncio.to_thread(reap_once, engine, settings, queue, reap_stale=grace_over)
         except Exception:
             log.exception("reaper pass failed")

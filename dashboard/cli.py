@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -42,8 +41,7 @@ def register(app: typer.Typer) -> None:
         env["GEOKD_API_URL"] = api_url or env.get("GEOKD_API_URL") or settings.api_url
         port = port or settings.dashboard_port
         typer.echo(f"dashboard: http://{address}:{port}  (API {env['GEOKD_API_URL']})", err=True)
-        try:
-            code = subprocess.call(streamlit_command(port, address), env=env)
-        except KeyboardInterrupt:
-            code = 0
-        raise typer.Exit(code)
+        cmd = streamlit_command(port, address)
+        # Become streamlit (exec, not a child): a supervisor's SIGTERM (`geokd up`) then reaches the
+        # server itself instead of orphaning it.
+        os.execve(cmd[0], cmd, env)

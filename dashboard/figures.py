@@ -84,7 +84,7 @@ def alignment_curves(frame: pd.DataFrame) -> go.Figure:
     metrics = sorted(frame["metric"].unique())
     fig = px.line(frame, x="step", y="value", color="pair", facet_col="metric",
                   facet_col_wrap=min(len(metrics), 2), category_orders={"metric": metrics},
-                  facet_row_spacing=0.12)
+                  facet_row_spacing=0.12, facet_col_spacing=0.08)
     fig.update_yaxes(matches=None, showticklabels=True)  # metrics live on different scales
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     rows = (len(metrics) + 1) // 2

@@ -203,11 +203,17 @@ def messages_for(errors: Mapping[str, list[str]], path: str) -> list[str]:
     return [m for p, msgs in errors.items() if p == path or p.startswith(path + ".") for m in msgs]
 
 
-def unclaimed(errors: Mapping[str, list[str]], fields: Iterable[str]) -> list[str]:
-    """Messages no shown field claims, prefixed with their path (shown above the form)."""
-    fields = list(fields)
+def unclaimed(errors: Mapping[str, list[str]], fields: Iterable[str], exact: Iterable[str] = ()) -> list[str]:
+    """Messages no shown field claims, prefixed with their path (shown above the form).
+
+    Args:
+        errors: ``errors_by_path`` output.
+        fields: paths of the shown fields (each also claims the paths below it).
+        exact: container paths a field claims only as such (``loss`` for the layer-map field).
+    """
+    fields, exact = list(fields), set(exact)
     return [f"{p}: {m}" if p else m for p, msgs in errors.items()
-            if not any(p == f or p.startswith(f + ".") for f in fields) for m in msgs]
+            if p not in exact and not any(p == f or p.startswith(f + ".") for f in fields) for m in msgs]
 
 
 def to_yaml(spec: Mapping[str, Any]) -> str:

@@ -23,6 +23,8 @@ from worker.celery_app import PREFLIGHT, RUN_JOB
 from worker.job_runner import run_claimed_job
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO: one line per event batch would drown the worker log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @shared_task(name=RUN_JOB, ignore_result=True)

@@ -9,6 +9,7 @@ the environment.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
@@ -86,6 +87,13 @@ def submit_demo(api_url: str) -> str:
     return str(r.json()["id"])
 
 
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if the supervisor is killed outright (SIGKILL), the kernel
+    # sends the child SIGTERM, so no orphaned API or worker keeps running. Linux only.
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 @dataclass
 class Children:
     """Started processes by role, stopped in reverse dependency order."""
@@ -94,7 +102,7 @@ class Children:
 
     def start(self, role: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         # Own session: a terminal Ctrl-C reaches only the supervisor, which orders the shutdown.
-        self.procs[role] = subprocess.Popen(args, env=env, start_new_session=True)
+        self.procs[role] = subprocess.Popen(args, env=env, start_new_session=True, preexec_fn=_die_with_parent)
         return self.procs[role]
 
     def first_exited(self) -> str | None:
@@ -143,6 +151,7 @@ def run_local_service(demo: bool = True, dashboard: bool = True) -> int:
             children.start("dashboard", geokd_cmd("dashboard"), env)
             dash_url = f"http://127.0.0.1:{settings.dashboard_port}"
         typer.echo(f"geokd is up (home {settings.home}; broker: {broker})")
+        typer.echo("  processes  " + ", ".join(f"{r} pid {p.pid}" for r, p in children.procs.items()))
         typer.echo(f"  API        {api_url}/api/v1   (docs {api_url}/docs)")
         if dash_url:
             typer.echo(f"  dashboard  {dash_url}")

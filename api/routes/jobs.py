@@ -55,8 +55,12 @@ def _refuse_problems(spec: JobSpec, settings: Any) -> None:
     summary="Submit a job",
     description="Validate the spec (schema, this server's limits, local paths inside the allowed roots), "
     "store it QUEUED and hand it to a worker. With `Idempotency-Key`, a repeated request returns the "
-    "job the first one created (status 200) instead of a new one.",
-    responses={**ERRORS, 200: {"model": JobPublic, "description": "Idempotent retry: the existing job"}},
+    "job the first one created (status 200) instead of a new one; the same key with another spec is 409.",
+    responses={
+        **ERRORS,
+        200: {"model": JobPublic, "description": "Idempotent retry: the existing job"},
+        409: {"description": "The Idempotency-Key was used before with a different spec"},
+    },
 )
 def submit_job(
     spec: JobSpec,
@@ -75,6 +79,11 @@ def submit_job(
     )
     if created:
         enqueue(session, queue, job)
+    elif job.spec != raw:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"Idempotency-Key {idempotency_key!r} was already used for job {job.id} with a different spec",
+        )
     else:
         response.status_code = status.HTTP_200_OK
     return job

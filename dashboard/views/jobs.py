@@ -10,6 +10,8 @@ from dashboard import session, shaping
 from dashboard.client import ApiClient, ApiError
 
 STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+STATUS_COLORS = {"QUEUED": "#6b7280", "RUNNING": "#1d4ed8", "SUCCEEDED": "#15803d", "FAILED": "#b91c1c",
+                 "CANCELLED": "#b45309"}
 
 st.title("Jobs")
 c = session.require_client()
@@ -49,8 +51,11 @@ def jobs_table() -> None:
         st.page_link("views/submit.py", label="Submit a job", icon=":material/add_circle:")
         return
     frame = shaping.jobs_frame(items, datetime.now(UTC))
+    frame["id"] = frame["id"].str[:8]  # enough to tell jobs apart; the Job page shows the full id
+    styled = frame.style.map(lambda s: f"color: {STATUS_COLORS.get(s, 'inherit')}; font-weight: 600",
+                             subset=["status"])
     st.dataframe(
-        frame, hide_index=True, key="jobs_table",
+        styled, hide_index=True, key="jobs_table",
         column_order=["name", "kind", "status", "progress", "elapsed", "eta", "metric", "owner", "attempt",
                       "created", "id"],
         column_config={

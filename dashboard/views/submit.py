@@ -22,19 +22,30 @@ st.session_state.setdefault("submit_nonce", uuid.uuid4().hex)
 # Errors and results are tagged with the tab they came from ("form" or "yaml").
 _source, _found = st.session_state.get("submit_errors", ("form", {}))
 errors: dict[str, list[str]] = _found if _source == "form" else {}
-claimed: list[str] = []
+claimed: list[str] = []  # paths of the fields drawn (each with everything below it)
+claimed_exact: list[str] = []  # container paths (``loss``) whose own errors a field shows
 
 
-def field(widget: Callable[..., Any], label: str, path: str, *claims: str, **kw: Any) -> Any:
-    """A form widget bound to spec ``path``, with that path's validation errors under it."""
+def field(widget: Callable[..., Any], label: str, path: str, *containers: str, **kw: Any) -> Any:
+    """A form widget bound to spec ``path``, with the validation errors of ``path`` (and of the
+    ``containers`` themselves, e.g. a cross-field rule of ``loss``) under it."""
     key = f"f:{path}"
     if key not in st.session_state:
         st.session_state[key] = forms.DEFAULTS[path]
     value = widget(label, key=key, **kw)
-    claimed.extend((path, *claims))
-    for message in [m for p in (path, *claims) for m in forms.messages_for(errors, p)]:
+    claimed.append(path)
+    claimed_exact.extend(containers)
+    for message in [*forms.messages_for(errors, path), *(m for c in containers for m in errors.get(c, []))]:
         st.markdown(f":red[:material/error: {message}]")
     return value
+
+
+def _rename() -> None:
+    """Keep an untouched default name in step with the kind (no "demo-synthetic" distill jobs)."""
+    name = st.session_state.get("f:name", "")
+    if name == forms.DEFAULTS["name"] or name.endswith("-job"):
+        kind = st.session_state["f:kind"]
+        st.session_state["f:name"] = forms.DEFAULTS["name"] if kind == "synthetic" else f"{kind}-job"
 
 
 def form_values() -> dict[str, Any]:
@@ -53,9 +64,36 @@ def check(client: ApiClient, specs: list[dict[str, Any]], local: dict[str, list[
     return found
 
 
-def submit(specs: list[dict[str, Any]], local: dict[str, list[str]], source: str, create: bool = True) -> None:
+def current_specs(what: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The specs of the ``form``, the ``sweep`` or the ``yaml`` editor, from the widget values NOW.
+
+    Read at click time, not bound at draw time: a field edited and a button clicked in one go
+    arrive together, and the click must see the edit.
+    """
+    if what == "yaml":
+        try:
+            return [forms.from_yaml(st.session_state.get("yaml_text", ""))], {}
+        except ValueError as exc:
+            return [], {"": [str(exc)]}
+    spec, local, seeds = forms.build_spec(form_values())
+    if what == "sweep":
+        try:
+            sweep_seeds = forms.parse_int_list(st.session_state.get("sweep_seeds", ""))
+        except ValueError as exc:
+            return [], {**local, "sweep.seeds": [str(exc)]}
+        return forms.sweep_specs(spec, sorted(st.session_state.get("sweep_alphas", [])), sweep_seeds), local
+    if spec["kind"] == "synthetic":
+        return [spec], local
+    return [forms.with_seed(spec, s, len(seeds)) for s in seeds], local
+
+
+def submit(what: str, create: bool = True) -> None:
     """Validate, then (``create``) make one job per spec. A button callback: runs before the redraw."""
+    source = "yaml" if what == "yaml" else "form"
     st.session_state.pop("submit_result", None)
+    specs, local = current_specs(what)
+    if not specs and not local:
+        return
     try:
         found = check(c, specs, local)
         st.session_state["submit_errors"] = (source, found)
@@ -96,7 +134,7 @@ with form_tab:
     with n1:
         field(st.text_input, "Name", "name")
     with n2:
-        kind = field(st.selectbox, "Kind", "kind", "", options=[k.value for k in JobKind])
+        kind = field(st.selectbox, "Kind", "kind", "", options=[k.value for k in JobKind], on_change=_rename)
 
     if kind == "synthetic":
         st.caption("The paper's synthetic experiment: n ε-orthogonal teacher vectors in d_teacher dims, "
@@ -155,18 +193,18 @@ with form_tab:
             field(st.number_input, "Batch size", "train.batch_size", min_value=1)
             field(st.number_input, "Learning rate", "train.lr", min_value=1e-7, format="%.1e", step=1e-5)
             field(st.number_input, "Gram snapshot every (steps)", "train.gram_every", min_value=0)
-            field(st.text_input, "Seeds (one job each)", "ui.seeds", "train", help="Comma-separated.")
+            field(st.text_input, "Seeds (one job each)", "ui.seeds", help="Comma-separated.")
 
-    spec, local_errors, seeds = forms.build_spec(form_values())
-    specs = [spec] if kind == "synthetic" else [forms.with_seed(spec, s, len(seeds)) for s in seeds]
+    spec, _, _ = forms.build_spec(form_values())
+    specs, _ = current_specs("form")
     b1, b2, _ = st.columns([1, 1, 4])
-    b1.button("Validate", icon=":material/rule:", on_click=submit, args=(specs, local_errors, "form", False),
+    b1.button("Validate", icon=":material/rule:", on_click=submit, args=("form", False),
               key="form_validate")
     b2.button(f"Submit {len(specs)} job{'s' if len(specs) != 1 else ''}", type="primary",
-              icon=":material/rocket_launch:", on_click=submit, args=(specs, local_errors, "form"),
+              icon=":material/rocket_launch:", on_click=submit, args=("form",),
               key="form_submit")
     with top:
-        for message in forms.unclaimed(errors, claimed):
+        for message in forms.unclaimed(errors, claimed, claimed_exact):
             st.error(message, icon=":material/error:")
         show_result("form")
 
@@ -184,12 +222,12 @@ with form_tab:
             st.caption(f"{len(alphas)} α × {len(sweep_seeds)} seeds = {len(sweep)} jobs, "
                        f"named `{spec['name']}-a<α>-s<seed>` and tagged `sweep={spec['name']}`.")
             st.button(f"Submit sweep ({len(sweep)} jobs)", icon=":material/grid_on:", disabled=not sweep,
-                      on_click=submit, args=(sweep, local_errors, "form"), key="sweep_submit")
+                      on_click=submit, args=("sweep",), key="sweep_submit")
 
 with yaml_tab:
     st.caption("The full spec (every field of `geokd_core.spec.JobSpec`). Starts from the form.")
     if "yaml_text" not in st.session_state or st.session_state.pop("yaml_reset", False):
-        st.session_state["yaml_text"] = forms.to_yaml(specs[0])
+        st.session_state["yaml_text"] = forms.to_yaml(specs[0] if specs else spec)
     st.button("Reset from form", key="yaml_from_form", on_click=lambda: st.session_state.update(yaml_reset=True))
     text = st.text_area("Spec (YAML)", key="yaml_text", height=380)
     yaml_errors: dict[str, list[str]] = {}
@@ -202,7 +240,7 @@ with yaml_tab:
             st.markdown(f":red[:material/error: `{path or 'spec'}`: {message}]")
     y1, y2, _ = st.columns([1, 1, 4])
     y1.button("Validate", icon=":material/rule:", disabled=not yaml_specs, on_click=submit,
-              args=(yaml_specs, yaml_errors, "yaml", False), key="yaml_validate")
+              args=("yaml", False), key="yaml_validate")
     y2.button("Submit", type="primary", icon=":material/rocket_launch:", disabled=not yaml_specs,
-              on_click=submit, args=(yaml_specs, yaml_errors, "yaml"), key="yaml_submit")
+              on_click=submit, args=("yaml",), key="yaml_submit")
     show_result("yaml")

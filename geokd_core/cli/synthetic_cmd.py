@@ -28,7 +28,7 @@ class _SyntheticProgress(Callback):
     def on_train_begin(self, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=state.total_steps, initial=state.step, unit="step", dynamic_ncols=True)
+        self.bar = tqdm(total=state.total_steps, initial=state.step, unit="step", dynamic_ncols=True, mininterval=1.0)
 
     def on_step_end(self, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if self.bar is not None:
@@ -55,23 +55,29 @@ def _int_list(text: str, option: str) -> list[int]:
         raise typer.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=option) from exc
 
 
-def _print_table(summary: dict[str, dict[str, Any]], teacher_pairs: float) -> None:
+def _print_table(results: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"ε-orthogonal teacher pairs kept (of {teacher_pairs:,.0f}), mean ± std over seeds")
-    for col in ("loss", "final loss", "final/initial", "pairs kept", "fraction", "at init"):
-        table.add_column(col, justify="left" if col == "loss" else "right")
+    summary, reference = results["summary"], results.get("pca_reference") or {}
+    teacher = max((s["teacher_pairs_mean"] for s in summary.values()), default=0.0)
+    table = Table(title=f"ε-orthogonal teacher pairs kept (of {teacher:,.0f}), mean ± std over seeds")
+    for col in ("loss", "final loss", "floor", "pairs kept", "fraction", "at init"):
+        table.add_column(col, justify="left" if col == "loss" else "right", no_wrap=True)
     for name, s in summary.items():
-        ratio = "n/a" if s["loss_ratio_mean"] is None else f"{s['loss_ratio_mean']:.3g}"
+        floor = "n/a" if s["floor_loss_mean"] is None else f"{s['floor_loss_mean']:.3g}"
         table.add_row(
             name,
-            f"{s['final_loss_mean']:.3g} ± {s['final_loss_std']:.2g}",
-            ratio,
-            f"{s['preserved_pairs_mean']:,.0f} ± {s['preserved_pairs_std']:,.0f}",
-            f"{s['preserved_fraction_mean']:.3f} ± {s['preserved_fraction_std']:.3f}",
+            f"{s['final_loss_mean']:.3g}",
+            floor,
+            f"{s['preserved_pairs_mean']:,.0f}±{s['preserved_pairs_std']:,.0f}",
+            f"{s['preserved_fraction_mean']:.3f}±{s['preserved_fraction_std']:.3f}",
             f"{s['init_fraction_mean']:.3f}",
         )
+    for key, label in (("pca", "optimum: PCA"), ("gram_optimum", "optimum: gram")) if reference else ():
+        kept = sum(r[key]["kept"] for r in reference.values()) / len(reference)
+        frac = sum(r[key]["fraction"] for r in reference.values()) / len(reference)
+        table.add_row(label, "", "", f"{kept:,.0f}", f"{frac:.3f}", "", style="italic")
     Console().print(table)
 
 
@@ -132,9 +138,7 @@ def synthetic_cmd(
     if result.status != "completed":
         typer.echo(f"stopped at step {result.step}; continue with --resume")
         raise typer.Exit(1)
-    summary = json.loads((out / "results.json").read_text())["summary"]
-    teacher = max((s["teacher_pairs_mean"] for s in summary.values()), default=0.0)
-    _print_table(summary, teacher)
+    _print_table(json.loads((out / "results.json").read_text()))
     if not keep_checkpoints:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     for name, path in result.artifacts.items():

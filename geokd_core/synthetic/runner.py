@@ -29,8 +29,9 @@ from geokd_core.events import Event, EventType
 from geokd_core.run import RunResult
 from geokd_core.spec import JobSpec, SyntheticSpec
 from geokd_core.synthetic.checkpoint import load_checkpoint, save_checkpoint
+from geokd_core.synthetic.reference import rank_floors
 from geokd_core.synthetic.report import final_metrics, write_results
-from geokd_core.synthetic.vectors import center_rows, make_pair
+from geokd_core.synthetic.vectors import center_rows, count_preserved, make_pair
 
 
 @dataclass
@@ -91,10 +92,7 @@ class _Job:
     def log_metrics(self, live: _Live, local: int, step: int) -> None:
         with torch.no_grad():
             value = float(live.loss_fn(live.student, live.teacher))
-            kept, total = geometry.preserved_orthogonal_pairs(
-                live.teacher, center_rows(live.student.detach()), self.syn.eps
-            )
-        kept, total = int(kept), int(total)
+            kept, total = count_preserved(live.teacher, live.student.detach(), self.syn.eps)
         fraction = kept / total if total else 0.0
         rec = self.history["runs"][-1]
         rec["teacher_pairs"] = total
@@ -109,7 +107,7 @@ class _Job:
     def log_gram(self, live: _Live, step: int) -> None:
         k = self.probe
         with torch.no_grad():
-            t = geometry.gram_snapshot(live.teacher[:k], k)
+            t = geometry.gram_snapshot(center_rows(live.teacher)[:k], k)
             s = geometry.gram_snapshot(center_rows(live.student.detach())[:k], k)
         data = {"layer": f"{live.loss_name}/seed{live.seed}", "teacher": t.tolist(), "student": s.tolist()}
         self.emit(EventType.GRAM, step, data)
@@ -209,7 +207,9 @@ class _Job:
     def finish(self) -> RunResult:
         self.history["elapsed_s"] = self.elapsed()
         self.state.step = self.total
-        artifacts = write_results(self.out_dir, self.syn, self.history)
+        syn = self.syn
+        reference = rank_floors(syn.n, syn.d_teacher, syn.d_student, syn.eps, syn.seeds, syn.losses)
+        artifacts = write_results(self.out_dir, syn, self.history, reference)
         for name, path in artifacts.items():
             self.emit(EventType.ARTIFACT, self.total, {"name": name, "path": str(path)})
         metrics = final_metrics(self.history)

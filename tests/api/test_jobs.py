@@ -64,6 +64,8 @@ def test_idempotency_key(client: TestClient, alice: dict, bob: dict, queue: Reco
     other = client.post(JOBS, json=SYNTHETIC, headers={**bob, "Idempotency-Key": "k1"})
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
     assert client.post(JOBS, json=SYNTHETIC, headers={**alice, "Idempotency-Key": "k2"}).status_code == 201
+    changed = client.post(JOBS, json={**SYNTHETIC, "name": "other"}, headers={**alice, "Idempotency-Key": "k1"})
+    assert changed.status_code == 409 and first.json()["id"] in changed.json()["detail"]
     assert len(queue.enqueued) == 3  # the idempotent retry was not enqueued twice
 
 

@@ -31,3 +31,13 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_concurrent_first_starts_migrate_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = f"from api.db import make_engine, init_db; init_db(make_engine('sqlite:///{tmp_path}/g.db'))"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors

@@ -221,3 +221,13 @@ def test_malformed_payloads_never_break_reads(client: TestClient, alice: dict) -
     assert gram["steps"] == [4] and gram["teacher"] == [[1.0, None]] and gram["difference"] == [[0.5, None]]
     assert client.get(f"{J}/{job['id']}/evals", headers=alice).json()["items"][0]["metrics"] == {}
     assert client.get(f"{J}/{job['id']}/metrics", headers=alice).json()["series"]["a"]["values"] == [None]
+
+
+def test_reaper_grace_period_skips_stale_jobs(client: TestClient, alice: dict, app, settings, queue) -> None:  # type: ignore[no-untyped-def]
+    job = submit(client, alice)
+    claim(client, job["id"])
+    _age_heartbeat(app, job["id"], settings.stale_after_s + 5)
+    reap_once(app.state.engine, settings, queue, reap_stale=False)  # just restarted: workers may be retrying
+    assert client.get(f"{J}/{job['id']}", headers=alice).json()["status"] == "RUNNING"
+    reap_once(app.state.engine, settings, queue)
+    assert client.get(f"{J}/{job['id']}", headers=alice).json()["status"] == "QUEUED"

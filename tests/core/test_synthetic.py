@@ -18,7 +18,7 @@ from geokd_core.events import EventType
 from geokd_core.geometry import preserved_orthogonal_pairs
 from geokd_core.run import run_job
 from geokd_core.spec import JobKind, JobSpec, SyntheticSpec, TrainSpec
-from geokd_core.synthetic.vectors import center_rows, make_pair
+from geokd_core.synthetic.vectors import make_pair
 
 ALL_LOSSES = ["procrustes", "gram", "cka", "linproj", "orthproj"]
 
@@ -85,10 +85,37 @@ def test_reported_counts_match_a_numpy_reference(tmp_path: Path) -> None:
     run_job(spec, tmp_path)
     rec = read_results(tmp_path)["runs"][0]
     teacher, student0 = make_pair(40, 10, 5, seed=5)
-    kept0, total = numpy_pair_count(teacher.numpy(), center_rows(student0).numpy(), 0.2)
-    assert rec["teacher_pairs"] == total == numpy_pair_count(teacher.numpy(), teacher.numpy(), 0.2)[0]
+    t = teacher.numpy() - teacher.numpy().mean(0)  # both sides are measured centered
+    kept0, total = numpy_pair_count(t, student0.numpy() - student0.numpy().mean(0), 0.2)
+    assert rec["teacher_pairs"] == total == numpy_pair_count(t, t, 0.2)[0]
     assert rec["preserved_pairs"][0] == kept0
     assert 0 < kept0 < total < 40 * 39 // 2
+
+
+def test_rank_floors_match_closed_forms() -> None:
+    # Independent numpy: energies e_i of the centered teacher; k = d_s.
+    from geokd_core.synthetic.reference import rank_floor
+
+    teacher, _ = make_pair(60, 12, 5, seed=2)
+    t = teacher.double().numpy()
+    sv = np.linalg.svd(t - t.mean(0), compute_uv=False)
+    e, k = sv**2 / (sv**2).sum(), 5
+    lift = (1 - e[:k].sum()) / k
+    expected = {
+        "procrustes": 2 - 2 * np.sqrt(e[:k].sum()),
+        "orthproj": 2 - 2 * np.sqrt(e[:k].sum()),
+        "cka": 1 - np.sqrt((e[:k] ** 2).sum() / (e**2).sum()),
+        "gram": k * lift**2 + (e[k:] ** 2).sum(),
+        "linproj": e[k:].sum(),
+    }
+    ref = rank_floor(teacher, k, 0.3, list(expected))
+    for name, value in expected.items():
+        assert ref["floor_loss"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+    tc = t - t.mean(0)
+    assert ref["teacher_pairs"] == numpy_pair_count(tc, tc, 0.3)[0]
+    # The PCA student spans the whole centered teacher when k = d_t: every pair is kept.
+    full = rank_floor(teacher, 12, 0.3, ["procrustes"])
+    assert full["pca"]["kept"] == full["teacher_pairs"] and full["floor_loss"]["procrustes"] < 1e-5
 
 
 # ---- determinism and resume ---------------------------------------------------------------------

@@ -62,12 +62,12 @@ def dashboard(api_url: str, log: Path) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()  # the CLI forwards nothing: end its whole session (CLI + streamlit child)
+        proc.terminate()  # `geokd dashboard` execs streamlit, so this reaches the server itself
         try:
-            os.killpg(proc.pid, 15)
-        except ProcessLookupError:
-            pass
-        proc.wait(15)
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def test_submit_the_demo_job_and_watch_it_in_a_browser(tmp_path: Path) -> None:

