@@ -151,3 +151,4 @@ class GeokdClient:
             # A clean end means the job finished; anything else was a dropped connection.
             if JobStatus(self.job(job_id)["status"]).finished:
                 return
+            time.sleep(0.5)

@@ -23,6 +23,7 @@ from api.ingest import finite
 from api.queue import CeleryQueue, Queue
 from api.reaper import run_reaper
 from api.routes import artifacts, events, health, jobs, metrics, worker
+from api.security import KeyCache
 from geokd_core.settings import Settings
 
 log = logging.getLogger("geokd.api")
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None, 
     app.state.settings = settings
     app.state.engine = engine
     app.state.queue = the_queue
+    app.state.key_cache = KeyCache()
 
     def limit_for(scope: Scope) -> int:
         if scope.get("method") == "PUT" and scope.get("path", "").startswith(f"{PREFIX}/worker/"):

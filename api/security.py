@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlmodel import Session, select
@@ -58,3 +60,31 @@ def token_matches(presented: str | None, expected: str | None) -> bool:
     if not presented or not expected:
         return False
     return secrets.compare_digest(presented.encode(), expected.encode())
+
+
+class KeyCache:
+    """Recently authenticated keys (by hash) for ``ttl_s`` seconds, so a read costs no key query.
+
+    Keys cannot be revoked through the API yet; when they can, the cache bounds how long a
+    revoked key keeps working (``ttl_s``).
+    """
+
+    def __init__(self, ttl_s: float = 30.0, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._hits: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, presented: str) -> Principal | None:
+        digest = hash_key(presented)
+        with self._lock:
+            hit = self._hits.get(digest)
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, presented: str, who: Principal) -> None:
+        with self._lock:
+            if len(self._hits) >= self.max_entries:
+                self._hits.clear()
+            self._hits[hash_key(presented)] = (who, time.monotonic() + self.ttl_s)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import sys
 import tempfile
@@ -25,7 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
+# A busy neighbour on a shared CPU makes spinning OpenMP threads very slow (see NOTES.md): sleep
+# instead. Must be set before torch starts its OpenMP runtime; recorded in the JSON.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,6 +43,8 @@ from geokd_core.training.reporter import Reporter  # noqa: E402
 
 GLUE = ROOT.parent / "shared" / "data" / "glue"
 BATCH, SEQ = 32, 64
+# Overridable from the command line (another teacher folder, data root or device).
+SETTINGS: dict[str, Any] = {"teacher": None, "glue": GLUE, "device": "cpu"}
 
 
 def minilm_dir() -> Path:
@@ -50,12 +57,12 @@ def minilm_dir() -> Path:
 def job(feature: str | None, rows: int, cache: bool = False) -> JobSpec:
     return load_spec({
         "kind": "distill", "name": f"bench-{feature or 'kd'}",
-        "teacher": {"model": str(minilm_dir())},
+        "teacher": {"model": str(SETTINGS["teacher"] or minilm_dir())},
         "student": {"init_from_teacher": {"layers": [1, 3, 5]}},
-        "data": {"source": "glue", "task": "mrpc", "path": str(GLUE), "max_seq_len": SEQ, "max_train_examples": rows,
+        "data": {"source": "glue", "task": "mrpc", "path": str(SETTINGS["glue"]), "max_seq_len": SEQ, "max_train_examples": rows,
                  "max_eval_examples": 8},
         "loss": {"feature": feature, "alpha": 0.5 if feature else 0.0, "layer_map": "uniform"},
-        "train": {"batch_size": BATCH, "epochs": 100, "lr": 1e-5, "device": "cpu", "seed": 0, "log_every": 10**6,
+        "train": {"batch_size": BATCH, "epochs": 100, "lr": 1e-5, "device": SETTINGS["device"], "seed": 0, "log_every": 10**6,
                   "gram_probe_size": 2, "teacher_cache": cache},
     })
 
@@ -67,9 +74,16 @@ def engine_for(spec: JobSpec, out: Path) -> Engine:
     return engine
 
 
+def _sync() -> None:
+    if SETTINGS["device"] == "cuda":
+        torch.cuda.synchronize()
+
+
 def time_once(fn: Any) -> float:
+    _sync()
     t0 = time.perf_counter()
     fn()
+    _sync()
     return time.perf_counter() - t0
 
 
@@ -101,10 +115,12 @@ def bench_steps(repeats: int, rows: int, tmp: Path) -> dict[str, Any]:
 
 def epoch_time(engine: Engine, epoch: int) -> float:
     spe = engine.order.per_epoch
-    t0 = time.perf_counter()
-    for k in range(spe):
-        engine.optimizer_step(epoch * spe + k)
-    return time.perf_counter() - t0
+
+    def run() -> None:
+        for k in range(spe):
+            engine.optimizer_step(epoch * spe + k)
+
+    return time_once(run)
 
 
 def bench_cache(epochs: int, rows: int, tmp: Path) -> dict[str, Any]:
@@ -126,7 +142,7 @@ def bench_cache(epochs: int, rows: int, tmp: Path) -> dict[str, Any]:
 
 
 def markdown(steps: dict[str, Any], cache: dict[str, Any]) -> str:
-    lines = [f"Step time, batch {steps['batch_shape'][0]}x{steps['batch_shape'][1]} tokens, CPU, "
+    lines = [f"Step time, batch {steps['batch_shape'][0]}x{steps['batch_shape'][1]} tokens, {SETTINGS['device']}, "
              f"pairs {steps['mapped_pairs']} (median of interleaved repeats):", "",
              "| configuration | median step (s) | vs KD only |", "|---|---:|---:|"]
     for k, r in steps["results"].items():
@@ -144,13 +160,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--rows", type=int, default=256)
     ap.add_argument("--cache-epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--teacher", type=Path, default=None, help="teacher folder (default: the MiniLM pip package)")
+    ap.add_argument("--glue", type=Path, default=GLUE, help="GLUE-layout data root holding MRPC/")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = ap.parse_args()
+    SETTINGS.update(teacher=args.teacher, glue=args.glue, device=args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="geokd-bench-") as d:
         steps = bench_steps(args.repeats, args.rows, Path(d))
         cache = bench_cache(args.cache_epochs, args.rows, Path(d))
-    payload = {"benchmark": "train_step", "environment": environment("cpu"), "steps": steps, "cache": cache,
+    payload = {"benchmark": "train_step", "environment": environment(args.device),
+               "teacher": str(args.teacher or minilm_dir()), "steps": steps, "cache": cache,
                "targets": {"feature_overhead_max": 1.10, "cache_speedup_min": 1.5}}
     write_json(payload, args.out / "train_step.json")
     table = markdown(steps, cache)

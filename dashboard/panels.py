@@ -59,8 +59,10 @@ def _gram(c: ApiClient, job_id: str, layer: str | None, step: int | None, versio
     return cache[key]
 
 
-def _unfollow() -> None:
-    st.session_state["gram_follow"] = False
+def _follow_changed() -> None:
+    # Turning "follow" off starts the slider at the step on screen, not at an old choice.
+    if not st.session_state.get("gram_follow"):
+        st.session_state["gram_step"] = st.session_state.get("_gram_shown_step")
 
 
 def gram(c: ApiClient, job: dict[str, Any], version: Any) -> None:
@@ -75,17 +77,26 @@ def gram(c: ApiClient, job: dict[str, Any], version: Any) -> None:
     if not snap or not snap.get("layers") or snap.get("teacher") is None:
         st.info("No Gram snapshots yet: they appear at the first snapshot step.", icon=":material/grid_on:")
         return
-    if st.session_state.get("gram_layer") not in snap["layers"]:
+    # Options only ever grow at the end while the job runs, so the browser's selection never
+    # shifts onto another layer when a new one appears.
+    layers = shaping.stable_order(st.session_state.get(f"_gram_layers:{job['id']}", []), snap["layers"])
+    st.session_state[f"_gram_layers:{job['id']}"] = layers
+    if st.session_state.get("gram_layer") not in layers:
         st.session_state["gram_layer"] = snap["layer"]
-    if follow or st.session_state.get("gram_step") not in snap["steps"]:
-        st.session_state["gram_step"] = snap["step"]
     a, b, s = st.columns([3, 2, 5], vertical_alignment="bottom")
-    a.selectbox("Layer", snap["layers"], key="gram_layer")
-    b.toggle("Follow latest", key="gram_follow", help="Show the newest snapshot as it arrives.")
-    if len(snap["steps"]) > 1:
-        s.select_slider("Step", options=snap["steps"], key="gram_step", on_change=_unfollow)
-    else:
+    a.selectbox("Layer", layers, key="gram_layer")
+    b.toggle("Follow latest", key="gram_follow", on_change=_follow_changed,
+             help="Show the newest snapshot as it arrives; turn off to pick a step.")
+    if len(snap["steps"]) <= 1:
         s.caption(f"step {snap['step']} (the only snapshot so far)")
+    elif follow:
+        # Read-only while following: a live slider would fight the refresh for its value.
+        s.select_slider("Step", options=snap["steps"], value=snap["step"], disabled=True)
+    else:
+        if st.session_state.get("gram_step") not in snap["steps"]:
+            st.session_state["gram_step"] = snap["step"]
+        s.select_slider("Step", options=snap["steps"], key="gram_step")
+    st.session_state["_gram_shown_step"] = snap["step"]
     figs = figures.gram_heatmaps(snap["teacher"], snap["student"], label=str(snap["layer"]))
     for col, name in zip(st.columns(3), ("teacher", "student", "difference"), strict=True):
         col.plotly_chart(figs[name], key=f"gram_{name}", width="stretch")

@@ -106,6 +106,17 @@ def synthetic_frame(frame: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+def stable_order(known: Iterable[Any], current: Iterable[Any]) -> list[Any]:
+    """``current`` ordered as first seen: known items first (in their order), new ones appended.
+
+    >>> stable_order(["b", "d"], ["a", "b", "c", "d"])
+    ['b', 'd', 'a', 'c']
+    """
+    now = list(current)
+    kept = [x for x in known if x in now]
+    return kept + [x for x in now if x not in kept]
+
+
 def series_frame(payload: Mapping[str, Any], name: str) -> pd.DataFrame:
     """One series as columns ``step``, ``value`` (empty when the job never logged it)."""
     s = (payload.get("series") or {}).get(name) or {"steps": [], "values": []}

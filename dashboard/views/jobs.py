@@ -68,22 +68,23 @@ def jobs_table() -> None:
     st.caption(f"{len(items)} of {data.get('total', len(items))} jobs")
 
     by_id = {j["id"]: j for j in items}
-    a1, a2, a3, a4, a5 = st.columns([4, 1, 1, 1, 1], vertical_alignment="bottom")
-    chosen = a1.selectbox(
+    left, right = st.columns([2, 3], vertical_alignment="bottom")
+    chosen = left.selectbox(
         "Job", list(by_id), key="jobs_selected",
         format_func=lambda i: f"{by_id[i]['name']} · {by_id[i]['status']} · {i[:8]}",
     )
     job = by_id[chosen]
     finished = job["status"] in ("SUCCEEDED", "FAILED", "CANCELLED")
-    if a2.button("Open", icon=":material/open_in_new:", type="primary", key="jobs_open"):
+    row = right.container(horizontal=True)
+    if row.button("Open", icon=":material/open_in_new:", type="primary", key="jobs_open"):
         st.switch_page("views/job.py", query_params={"job": chosen})
-    if a3.button("Cancel", icon=":material/stop_circle:", disabled=finished or job.get("cancel_requested", False),
+    if row.button("Cancel", icon=":material/stop_circle:", disabled=finished or job.get("cancel_requested", False),
                  key="jobs_cancel"):
         _act(c, job, "cancel")
-    if a4.button("Retry", icon=":material/replay:", disabled=job["status"] not in ("FAILED", "CANCELLED"),
+    if row.button("Retry", icon=":material/replay:", disabled=job["status"] not in ("FAILED", "CANCELLED"),
                  key="jobs_retry"):
         _act(c, job, "retry")
-    if a5.button("Delete", icon=":material/delete:", disabled=not finished, key="jobs_delete"):
+    if row.button("Delete", icon=":material/delete:", disabled=not finished, key="jobs_delete"):
         _act(c, job, "delete")
 
 

@@ -197,10 +197,10 @@ with form_tab:
 
     spec, _, _ = forms.build_spec(form_values())
     specs, _ = current_specs("form")
-    b1, b2, _ = st.columns([1, 1, 4])
-    b1.button("Validate", icon=":material/rule:", on_click=submit, args=("form", False),
+    buttons = st.container(horizontal=True)
+    buttons.button("Validate", icon=":material/rule:", on_click=submit, args=("form", False),
               key="form_validate")
-    b2.button(f"Submit {len(specs)} job{'s' if len(specs) != 1 else ''}", type="primary",
+    buttons.button(f"Submit {len(specs)} job{'s' if len(specs) != 1 else ''}", type="primary",
               icon=":material/rocket_launch:", on_click=submit, args=("form",),
               key="form_submit")
     with top:
@@ -238,9 +238,9 @@ with yaml_tab:
     for path, msgs in (yaml_errors or (_found if _source == "yaml" else {})).items():
         for message in msgs:
             st.markdown(f":red[:material/error: `{path or 'spec'}`: {message}]")
-    y1, y2, _ = st.columns([1, 1, 4])
-    y1.button("Validate", icon=":material/rule:", disabled=not yaml_specs, on_click=submit,
+    yaml_buttons = st.container(horizontal=True)
+    yaml_buttons.button("Validate", icon=":material/rule:", disabled=not yaml_specs, on_click=submit,
               args=("yaml", False), key="yaml_validate")
-    y2.button("Submit", type="primary", icon=":material/rocket_launch:", disabled=not yaml_specs,
+    yaml_buttons.button("Submit", type="primary", icon=":material/rocket_launch:", disabled=not yaml_specs,
               on_click=submit, args=("yaml",), key="yaml_submit")
     show_result("yaml")

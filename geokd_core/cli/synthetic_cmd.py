@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from geokd_core.callbacks import Callback, TrainerControl, TrainerState
+from geokd_core.callbacks import Callback, StopWhen, TrainerControl, TrainerState
 from geokd_core.events import EventType
 
 DEFAULT_OUT = Path("results/synthetic")
@@ -71,13 +72,13 @@ def _print_table(results: dict[str, Any]) -> None:
             f"{s['final_loss_mean']:.3g}",
             floor,
             f"{s['preserved_pairs_mean']:,.0f}±{s['preserved_pairs_std']:,.0f}",
-            f"{s['preserved_fraction_mean']:.3f}±{s['preserved_fraction_std']:.3f}",
+            f"{s['preserved_fraction_mean']:.4f}±{s['preserved_fraction_std']:.4f}",
             f"{s['init_fraction_mean']:.3f}",
         )
     for key, label in (("pca", "optimum: PCA"), ("gram_optimum", "optimum: gram")) if reference else ():
         kept = sum(r[key]["kept"] for r in reference.values()) / len(reference)
         frac = sum(r[key]["fraction"] for r in reference.values()) / len(reference)
-        table.add_row(label, "", "", f"{kept:,.0f}", f"{frac:.3f}", "", style="italic")
+        table.add_row(label, "", "", f"{kept:,.0f}", f"{frac:.4f}", "", style="italic")
     Console().print(table)
 
 
@@ -130,11 +131,23 @@ def synthetic_cmd(
         for err in exc.errors():
             typer.echo(f"error: {'.'.join(map(str, err['loc']))}: {err['msg']}", err=True)
         raise typer.Exit(2) from None
+    interrupted = {"flag": False}
+
+    def _on_sigint(signum: int, frame: Any) -> None:
+        if interrupted["flag"]:  # a second Ctrl-C aborts at once
+            raise KeyboardInterrupt
+        interrupted["flag"] = True
+        typer.echo("\nstopping after this step (checkpoint kept; Ctrl-C again aborts)", err=True)
+
+    previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
-        result = run_job(spec, out, callbacks=[_SyntheticProgress()], resume=resume)
+        callbacks = [_SyntheticProgress(), StopWhen(lambda: interrupted["flag"])]
+        result = run_job(spec, out, callbacks=callbacks, resume=resume)
     except GeokdError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if result.status != "completed":
         typer.echo(f"stopped at step {result.step}; continue with --resume")
         raise typer.Exit(1)

@@ -5,8 +5,9 @@ API; see ``api/reproduce.py``), so this module knows neither HTTP nor Celery.
 
 Restart safety: every submit carries ``Idempotency-Key: geokd-reproduce-<spec hash>``, so a
 re-run after a crash re-attaches to the job it had already submitted instead of queueing a copy;
-a cell whose spec hash already has a SUCCEEDED record in the store is skipped; a FAILED or
-CANCELLED job is retried once per reproduction run.
+a cell whose spec hash already has a SUCCEEDED record in the store is skipped; a job that fails
+(or was found FAILED/CANCELLED from an earlier run) is retried once per reproduction run. Every
+outcome, failures included, is appended to the store.
 """
 
 from __future__ import annotations
@@ -83,11 +84,11 @@ def run_cells(cells: Sequence[Cell], backend: Backend, store: RunStore, metric_k
     in_flight: dict[str, Cell] = {}
     retried: set[str] = set()
 
-    def record(cell: Cell, job: dict[str, Any]) -> None:
+    def record(cell: Cell, job: dict[str, Any], final: bool = True) -> None:
         rec = make_record(cell, job, metric_key(cell), wall_seconds(job))
         store.add(rec)
         out[cell.spec_hash] = rec
-        if on_done:
+        if on_done and final:
             on_done(cell, rec, False)
 
     while pending or in_flight:
@@ -106,8 +107,14 @@ def run_cells(cells: Sequence[Cell], backend: Backend, store: RunStore, metric_k
         sleep(poll_s)
         for job_id in list(in_flight):
             job = backend.job(job_id)
-            if job["status"] in FINISHED:
-                record(in_flight.pop(job_id), job)
+            if job["status"] not in FINISHED:
+                continue
+            cell = in_flight.pop(job_id)
+            again = job["status"] == "FAILED" and cell.spec_hash not in retried
+            record(cell, job, final=not again)
+            if again:
+                retried.add(cell.spec_hash)  # one automatic retry (resumes from its last checkpoint)
+                in_flight[str(backend.retry(job_id)["id"])] = cell
     return out
 
 

@@ -8,7 +8,9 @@ import torch
 from torch import Tensor
 
 from ._normalize import normalized_pair
-from ._spectral import polar_d, polar_n, prefer_kernel_route
+from ._polar_d import polar_d
+from ._polar_n import polar_n
+from ._spectral import prefer_kernel_route
 
 __all__ = ["nuclear_cross", "procrustes"]
 
@@ -34,7 +36,8 @@ class _NuclearCross(torch.autograd.Function):
             return res.nuc
         res_d = polar_d(s.T @ t, rank_max)
         ctx.route = "d"
-        ctx.save_for_backward(s, t, res_d.P)
+        ctx.polar = res_d  # holds only tensors computed without grad
+        ctx.save_for_backward(s, t)
         return res_d.nuc
 
     @staticmethod
@@ -44,9 +47,10 @@ class _NuclearCross(torch.autograd.Function):
             gs = grad * (G_s @ s) if G_s is not None else None
             gt = grad * (G_t @ t) if G_t is not None else None
             return gs, gt, None
-        s, t, P = ctx.saved_tensors
-        gs = grad * (t @ P.T) if ctx.needs_input_grad[0] else None
-        gt = grad * (s @ P) if ctx.needs_input_grad[1] else None
+        s, t = ctx.saved_tensors
+        polar = ctx.polar
+        gs = grad * polar.times_PT(t) if ctx.needs_input_grad[0] else None
+        gt = grad * polar.times_P(s) if ctx.needs_input_grad[1] else None
         return gs, gt, None
 
 

@@ -96,12 +96,12 @@ def markdown_table(syn: SyntheticSpec, summary: dict[str, dict[str, Any]], refer
         lines.append(
             f"| {name} | {s['final_loss_mean']:.3g} ± {s['final_loss_std']:.1g} | {floor} "
             f"| {s['preserved_pairs_mean']:,.0f} ± {s['preserved_pairs_std']:,.0f} "
-            f"| {s['preserved_fraction_mean']:.3f} ± {s['preserved_fraction_std']:.3f} "
+            f"| {s['preserved_fraction_mean']:.4f} ± {s['preserved_fraction_std']:.4f} "
             f"| {s['init_fraction_mean']:.3f} |"
         )
     for key, label in REFERENCE_ROWS.items() if reference else ():
         (k, ks), (f, fs) = _ref_stats(reference, key)
-        lines.append(f"| *reference: {label}* | | | {k:,.0f} ± {ks:,.0f} | {f:.3f} ± {fs:.3f} | |")
+        lines.append(f"| *reference: {label}* | | | {k:,.0f} ± {ks:,.0f} | {f:.4f} ± {fs:.4f} | |")
     return "\n".join(lines)
 
 

@@ -113,3 +113,23 @@ def test_background_reaper_requeues_a_silent_worker(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert seen == [("RUNNING", 1), ("QUEUED", 2), ("RUNNING", 2), ("FAILED", 2)], seen
         assert "heartbeat" in got["error"]
+
+
+def test_racing_idempotent_submissions_create_one_job_per_key(server: LiveApi) -> None:
+    http = httpx.Client(base_url=f"{server.base_url}/api/v1", headers=server.headers, timeout=60,
+                        limits=httpx.Limits(max_connections=20))
+    tag = f"race-{time.time()}"
+
+    def submit(i: int) -> tuple[str, str]:
+        key = f"{tag}-{i % 10}"  # 10 keys, each sent 10 times at once
+        r = http.post("/jobs", json={**SYN, "name": tag}, headers={"Idempotency-Key": key})
+        assert r.status_code in (200, 201), r.text
+        return key, r.json()["id"]
+
+    with ThreadPoolExecutor(20) as pool:
+        pairs = list(pool.map(submit, range(100)))
+    by_key: dict[str, set[str]] = {}
+    for key, jid in pairs:
+        by_key.setdefault(key, set()).add(jid)
+    assert len(by_key) == 10 and all(len(ids) == 1 for ids in by_key.values())
+    assert http.get("/jobs", params={"name": tag}).json()["total"] == 10

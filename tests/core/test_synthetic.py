@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +19,11 @@ import torch
 
 from geokd_core.callbacks import Callback, EventCollector, TrainerControl, TrainerState
 from geokd_core.errors import SpecError
-from geokd_core.events import EventType
+from geokd_core.events import Event, EventType
 from geokd_core.geometry import preserved_orthogonal_pairs
 from geokd_core.run import run_job
 from geokd_core.spec import JobKind, JobSpec, SyntheticSpec, TrainSpec
+from geokd_core.synthetic.checkpoint import load_checkpoint, save_checkpoint
 from geokd_core.synthetic.vectors import make_pair
 
 ALL_LOSSES = ["procrustes", "gram", "cka", "linproj", "orthproj"]
@@ -162,6 +168,67 @@ def test_resume_refuses_other_settings_and_completed_job_is_idempotent(tmp_path:
     second = run_job(tiny_spec(), tmp_path, callbacks=[again], resume=True)
     events = again.of_type(EventType.METRIC)
     assert events == [] and second.final_metrics == first.final_metrics and second.status == "completed"
+
+
+CRASH_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from geokd_core.callbacks import Callback
+from geokd_core.run import run_job
+from geokd_core.spec import JobSpec
+
+spec, out, kill_at = JobSpec.model_validate_json(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+log = open(sys.argv[4], "a")
+
+class Sink(Callback):
+    def on_event(self, state, control, **kw):
+        log.write(kw["event"].model_dump_json() + "\\n")
+        log.flush()
+
+    def on_step_end(self, state, control, **kw):
+        if state.step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+run_job(spec, out, callbacks=[Sink()], resume=True)
+"""
+
+
+def test_sigkill_mid_job_then_resume(tmp_path: Path) -> None:
+    spec = tiny_spec(train={"checkpoint_every": 7})
+    full = EventCollector()
+    run_job(spec, tmp_path / "full", callbacks=[full])
+    out, log = tmp_path / "job", tmp_path / "events.jsonl"
+    # Killed after step 45's metrics went out; the last checkpoint is at step 42, so steps 43-45 are
+    # recomputed and the point at 45 (metrics every 3 steps) is sent a second time.
+    proc = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, spec.model_dump_json(), str(out), "45", str(log)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    resumed = EventCollector()
+    run_job(spec, out, callbacks=[resumed], resume=True)
+    killed = [Event.model_validate_json(line) for line in log.read_text().splitlines()]
+    assert max(e.step for e in killed) == 45 and min(e.step for e in resumed.of_type(EventType.METRIC)) == 45
+    points: dict[tuple[str, int], float] = {}
+    for key, v in itertools.chain(metric_points(killed).items(), metric_points(resumed.events).items()):
+        assert points.setdefault(key, v) == v
+    assert points == metric_points(full.events)
+    assert read_results(out)["runs"] == read_results(tmp_path / "full")["runs"]
+
+
+def test_checkpoint_survives_a_crash_between_renames(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, {"x": torch.zeros(1)}, {"global_step": 3})
+    save_checkpoint(tmp_path, {"x": torch.ones(1)}, {"global_step": 5})
+    root = tmp_path / "checkpoints"
+    # State after a crash between the two renames: the old `last` moved aside, the new one complete
+    # but still under its temporary name; plus a half-written directory without its marker.
+    os.replace(root / "last", root / ".tmp-last-new")
+    (root / ".old-last-a").mkdir()
+    shutil.copytree(root / ".tmp-last-new", root / ".old-last-a" / "last")
+    (root / ".old-last-a" / "last" / "COMPLETE").write_text("3")
+    (root / ".tmp-last-partial").mkdir()
+    (root / ".tmp-last-partial" / "meta.json").write_text('{"global_step": 9}')
+    tensors, meta = load_checkpoint(tmp_path)
+    assert meta["global_step"] == 5 and torch.equal(tensors["x"], torch.ones(1))
+    assert load_checkpoint(tmp_path / "nothing-here") is None
 
 
 # ---- events -------------------------------------------------------------------------------------

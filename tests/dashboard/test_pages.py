@@ -135,11 +135,13 @@ def test_job_page_synthetic_demo(seeded: SeededApi) -> None:
 def test_job_page_keeps_layer_and_step_choices(seeded: SeededApi) -> None:
     at = open_page(seeded.api, "views/job.py", {"job": seeded.jobs.synthetic_id})
     at.selectbox(key="gram_layer").set_value("procrustes/seed1").run()
+    assert at.select_slider[0].disabled  # read-only while following the newest snapshot
+    at.toggle(key="gram_follow").set_value(False).run()
     slider = at.select_slider(key="gram_step")
-    first = slider.options[0]
+    first, last = slider.options[0], slider.options[-1]
+    assert str(slider.value) == last  # starts at the step that was on screen
     slider.set_value(int(first)).run()
     no_errors(at)
-    assert at.toggle(key="gram_follow").value is False  # moving the slider stops following the newest step
     at.run()  # a refresh keeps both choices
     assert at.selectbox(key="gram_layer").value == "procrustes/seed1"
     assert str(at.select_slider(key="gram_step").value) == first

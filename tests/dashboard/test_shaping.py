@@ -148,5 +148,11 @@ def test_runs_frame_one_row_per_distill_job_and_per_synthetic_run() -> None:
     assert shaping.runs_frame([]).empty
 
 
+def test_stable_order_appends_new_items_and_drops_gone_ones() -> None:
+    assert shaping.stable_order([], ["b", "a"]) == ["b", "a"]
+    assert shaping.stable_order(["p", "g"], ["c", "g", "p"]) == ["p", "g", "c"]
+    assert shaping.stable_order(["x", "p"], ["p"]) == ["p"]
+
+
 def test_last_values() -> None:
     assert shaping.last_values(_payload({"a": {1: 1.0, 2: 5.0}, "b": {}})) == {"a": 5.0}

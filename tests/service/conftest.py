@@ -50,9 +50,3 @@ def running_service(home: Path, broker_url: str | None, extra_env: dict[str, str
         finally:
             factory.stop_all()
             client.http.close()
-
-
-@pytest.fixture
-def redis_service(tmp_path: Path, redis_url: str) -> Iterator[Service]:
-    with running_service(tmp_path / "home", redis_url) as svc:
-        yield svc

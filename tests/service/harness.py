@@ -107,6 +107,14 @@ class JobsClient:
                          timeout_s, f"RUNNING at step >= {step}")
 
 
+def wait_log(worker: LiveWorker, text: str, timeout_s: float = 30.0) -> None:
+    """Wait until ``text`` appears in the worker's log."""
+    deadline = time.monotonic() + timeout_s
+    while text not in worker.log():
+        assert time.monotonic() < deadline, f"{text!r} not in worker log:\n{worker.log()[-3000:]}"
+        time.sleep(0.1)
+
+
 def expected_steps(steps: int, log_every: int) -> list[int]:
     """Steps at which a one-run synthetic job logs its metrics: 0, every ``log_every``, and the last."""
     return sorted({0, steps, *range(log_every, steps + 1, log_every)})

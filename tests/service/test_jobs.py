@@ -1,25 +1,40 @@
 """A job's life through real processes (uvicorn API, Celery worker subprocess, Redis).
 
 Each test checks what a user sees through the REST API: status, stored metric series (exactly the
-steps the engine logs, none duplicated or missing), logs, artifacts.
+steps the engine logs, none duplicated or missing), logs, artifacts. The tests of this module share
+one API and one worker with two pool processes (starting them is most of a test's cost).
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from geokd_core.settings import Settings
-from tests.service.conftest import Service
-from tests.service.harness import expected_steps, series_steps, synthetic_spec
+from tests.service.conftest import Service, running_service
+from tests.service.harness import expected_steps, series_steps, synthetic_spec, wait_log
+from tests.utils.live_worker import LiveWorker
 from worker.celery_app import RUN_JOB, make_celery
 
 SERIES = "synthetic/procrustes/seed0/loss"
 
 
+@pytest.fixture(scope="module")
+def svc_worker(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple[Service, LiveWorker]]:
+    with running_service(tmp_path_factory.mktemp("jobs") / "home", redis_url) as svc:
+        # Two pool processes, so the duplicate-delivery test can race two deliveries for one lease.
+        yield svc, svc.workers.start(concurrency=2)
+
+
+@pytest.fixture
+def redis_service(svc_worker: tuple[Service, LiveWorker]) -> Service:
+    return svc_worker[0]
+
+
 def test_submit_runs_to_success(redis_service: Service) -> None:
     svc = redis_service
-    svc.workers.start()
     job_id = svc.client.submit(synthetic_spec(steps=60, log_every=10, checkpoint_every=20))
     job = svc.client.wait_finished(job_id)
     assert job["status"] == "SUCCEEDED", job
@@ -34,10 +49,8 @@ def test_submit_runs_to_success(redis_service: Service) -> None:
     assert any("succeeded at step 60" in line for line in logs)
 
 
-def test_duplicate_delivery_runs_once(redis_service: Service) -> None:
-    svc = redis_service
-    # Two pool processes, so both deliveries run at the same time and race for the lease.
-    worker = svc.workers.start(concurrency=2)
+def test_duplicate_delivery_runs_once(svc_worker: tuple[Service, LiveWorker]) -> None:
+    svc, worker = svc_worker
     job_id = svc.client.submit(synthetic_spec(steps=60, log_every=10, checkpoint_every=20))
     app = make_celery(Settings(_env_file=None, home=svc.api.home, broker_url=svc.broker_url))  # type: ignore[call-arg]
     app.send_task(RUN_JOB, args=[job_id], queue="cpu")
@@ -45,13 +58,12 @@ def test_duplicate_delivery_runs_once(redis_service: Service) -> None:
     assert job["status"] == "SUCCEEDED" and job["attempt"] == 1
     starts = [line for line in svc.client.logs(job_id) if line.startswith("attempt ")]
     assert len(starts) == 1, starts
-    assert f"job {job_id}: duplicate" in worker.log()
+    wait_log(worker, f"job {job_id}: duplicate")
     assert series_steps(svc.client.metrics(job_id), SERIES) == expected_steps(60, 10)
 
 
 def test_cancel_running_then_retry_resumes(redis_service: Service) -> None:
     svc = redis_service
-    svc.workers.start()
     steps = 400
     job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=100))
     svc.client.wait_step(job_id, 20)
@@ -75,10 +87,8 @@ def test_cancel_queued_never_starts(redis_service: Service) -> None:
     assert svc.client.job(job_id)["status"] == "QUEUED"
     assert svc.client.cancel(job_id)["status"] == "CANCELLED"
     worker = svc.workers.start(queue="gpu")  # now the message is delivered: the claim must refuse it
-    deadline = time.monotonic() + 30
-    while f"job {job_id}: duplicate" not in worker.log():
-        assert time.monotonic() < deadline, worker.log()[-2000:]
-        time.sleep(0.1)
+    wait_log(worker, f"job {job_id}: duplicate")
+    worker.kill()
     job = svc.client.job(job_id)
     assert job["status"] == "CANCELLED" and job["started_at"] is None
     assert svc.client.metrics(job_id) == {}
@@ -99,7 +109,6 @@ def test_bad_data_fails_readably(redis_service: Service, tmp_path: Path) -> None
                  "max_seq_len": 16},
         "train": {"max_steps": 2, "batch_size": 2, "device": "cpu"},
     }
-    svc.workers.start()
     job_id = svc.client.submit(spec)
     job = svc.client.wait_finished(job_id)
     assert job["status"] == "FAILED"

@@ -20,15 +20,16 @@ SERIES = "synthetic/procrustes/seed0/loss"
 
 
 def test_worker_sigkill_resumes_from_checkpoint(tmp_path: Path, redis_url: str) -> None:
-    steps = 600
+    steps = 500
     with running_service(tmp_path / "home", redis_url) as svc:
         first = svc.workers.start()
         job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=50))
-        svc.client.wait_step(job_id, 120)  # at least two checkpoints uploaded
+        svc.client.wait(job_id, lambda j: j["status"] == "RUNNING", what="RUNNING")
+        svc.workers.start()  # idle until the reaper re-queues the job
+        svc.client.wait_step(job_id, 110)  # at least two checkpoints uploaded
         first.kill()
         assert not first.alive()
         killed_at = svc.client.job(job_id)["progress"]["step"]
-        svc.workers.start()
         job = svc.client.wait_finished(job_id, timeout_s=120)
         assert job["status"] == "SUCCEEDED", job
         assert job["attempt"] == 2

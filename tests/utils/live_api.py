@@ -1,7 +1,7 @@
 """A REAL geokd API for tests: ``uvicorn api.main:create_app --factory`` in a subprocess.
 
 It gets a fresh ``GEOKD_HOME`` (SQLite store, embedded broker, artifacts), a free loopback port
-(the listening socket is bound here and handed to uvicorn with ``--fd``, so no port race) and an
+(retried on another port if it was taken in the meantime) and an
 admin API key created before start. Parent ``GEOKD_*`` variables are NOT inherited; pass what you
 need in ``env`` (e.g. ``{"GEOKD_BROKER_URL": "redis://127.0.0.1:6379/7"}``).
 
@@ -44,6 +44,16 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER_TOKEN = "test-worker-token"
 
 
+class _PortTaken(Exception):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class ApiProcess:
     """One uvicorn process bound to a fixed loopback port; can be stopped, killed and restarted."""
 
@@ -58,25 +68,30 @@ class ApiProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        sock.listen(1024)
-        cmd = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--fd", str(sock.fileno()),
-               "--log-level", "warning", "--timeout-graceful-shutdown", "5"]
-        with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen(
-                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),)
-            )
-        sock.close()  # the child holds its own copy
-        self._wait_healthy(timeout)
+        # uvicorn gets --host/--port, not an inherited socket: with --fd it treats the socket as
+        # AF_UNIX and never sets TCP_NODELAY, which adds ~40 ms (delayed ACK) to every request.
+        # A port picked here could be taken before uvicorn binds it: then pick another and retry.
+        for _ in range(5):
+            pick = self.port or _free_port()
+            cmd = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
+                   "--port", str(pick), "--log-level", "warning", "--timeout-graceful-shutdown", "5"]
+            with open(self.log_path, "ab") as log:
+                self.popen = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.port = pick
+            try:
+                self._wait_healthy(timeout)
+                return
+            except _PortTaken:
+                self.port = 0
+        raise RuntimeError(f"could not bind a free port:\n{self.log_tail()}")
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.popen is not None
             if self.popen.poll() is not None:
+                if "address already in use" in self.log_tail(2000).lower():
+                    raise _PortTaken
                 raise RuntimeError(f"API exited with {self.popen.returncode}:\n{self.log_tail()}")
             try:
                 if httpx.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200:

@@ -1,0 +1,218 @@
+"""Experiment plans, α selection, the runs store, the runner and the report (no service needed).
+
+The runner is driven by an in-memory backend that plays the REST API's job life cycle; the real
+service path is covered by tests/service/test_reproduce_e2e.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scipy import stats as sps
+
+from geokd_core import evaluate
+from geokd_core.experiments import glue
+from geokd_core.experiments.plan import Cell, select_alpha
+from geokd_core.experiments.results import Column, RunStore, markdown, significance, table
+from geokd_core.experiments.runner import run_cells
+from geokd_core.spec import JobSpec
+
+DATA = Path("/data/glue")
+
+
+def _dirs(tasks: list[str]) -> dict[str, Path]:
+    return {t: Path(f"/models/teacher-{t}") for t in tasks}
+
+
+def test_task_metrics_match_the_engine() -> None:
+    for task, metric in glue.TASK_METRIC.items():
+        task_type = "regression" if task == "stsb" else "classification"
+        assert evaluate.primary_metric(task, task_type) == metric
+
+
+def test_plan_sizes_match_the_cells() -> None:
+    b = glue.get_budget("small")
+    tasks, seeds = ["rte", "mrpc"], [0, 1, 2]
+    methods = list(glue.METHODS)
+    acells = glue.alpha_cells(tasks, methods, b, _dirs(tasks), DATA)
+    alphas = {(c.task, c.setting, c.method): b.alpha_grid[0] for c in acells}
+    mcells = glue.main_cells(tasks, methods, seeds, b, _dirs(tasks), DATA, alphas)
+    assert len(acells) == 2 * 2 * 5 * len(b.alpha_grid)  # tasks × settings × feature losses × α
+    assert len(mcells) == 2 * 2 * 7 * 3
+    distinct = {c.spec_hash for c in [*acells, *mcells]}
+    size = glue.plan_size(tasks, methods, seeds, b)
+    assert size["alpha"] + size["main"] == len(distinct)  # seed-0 α runs are the seed-0 main runs
+    assert size["teacher"] == 2 and size["total"] == len(distinct) + 2
+
+
+def test_same_hyper_parameters_across_losses() -> None:
+    b = glue.get_budget("small")
+    cells = glue.main_cells(["mrpc"], list(glue.METHODS), [1], b, _dirs(["mrpc"]), DATA,
+                            {("mrpc", s.name, m.name): 0.5 for s in b.settings for m in glue.METHODS})
+    for setting in b.settings:
+        group = [c for c in cells if c.setting == setting.name]
+        assert len(group) == 7
+        assert len({json.dumps(c.spec["train"], sort_keys=True) for c in group}) == 1
+        assert len({json.dumps(c.spec["data"], sort_keys=True) for c in group}) == 1
+        distill = [c.spec["loss"] for c in group if c.spec["kind"] == "distill"]
+        assert len({(x["gamma"], x["temperature"], x["layer_map"]) for x in distill}) == 1
+    by_method = {c.method: c.spec for c in cells if c.setting == "L3-init"}
+    assert by_method["kd_only"]["loss"] == {"feature": None, "alpha": 0.0, "gamma": 1.0, "temperature": 2.0,
+                                            "layer_map": "uniform"}
+    assert by_method["procrustes_kd"]["loss"]["feature"] == "procrustes"
+    assert by_method["finetune_no_teacher"]["kind"] == "finetune"
+    assert by_method["gram_kd"]["student"] == {"init_from_teacher": {"layers": [0, 2, 4]}}
+    spec = JobSpec.model_validate(by_method["gram_kd"])
+    assert spec.data is not None and spec.data.holdout_examples == b.holdout_examples > 0
+    assert spec.data.max_seq_len == 64 and spec.train.device == "cpu"
+    assert glue.get_budget("full").device == "cuda"
+
+
+def test_alpha_is_chosen_on_holdout_only() -> None:
+    def rec(dev: float, hold: float, status: str = "SUCCEEDED") -> dict[str, Any]:
+        return {"status": status, "metrics": {"dev/mcc": dev, "holdout/mcc": hold}}
+
+    runs = {0.1: rec(0.9, 0.2), 0.5: rec(0.1, 0.6), 0.9: rec(0.5, 0.6), 0.7: rec(0.99, 0.99, "FAILED")}
+    assert select_alpha(runs, "holdout/mcc") == 0.5  # dev prefers 0.1; a tie goes to the smaller α
+    with pytest.raises(ValueError, match="held-out"):
+        select_alpha(runs, "dev/mcc")
+    with pytest.raises(ValueError, match="no finished run"):
+        select_alpha({0.1: None, 0.5: rec(float("nan"), float("nan"))}, "holdout/mcc")
+
+
+class FakeService:
+    """In-memory job service: every job finishes after one poll with a score from ``score``."""
+
+    def __init__(self, score, fail_first: set[str] = frozenset()) -> None:  # type: ignore[no-untyped-def]
+        self.score = score
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.by_key: dict[str, str] = {}
+        self.fail_first = set(fail_first)
+        self.submits = 0
+        self.max_in_flight = 0
+
+    def submit(self, spec: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        if idempotency_key in self.by_key:
+            return self.jobs[self.by_key[idempotency_key]]
+        self.submits += 1
+        job_id = f"job{len(self.jobs)}"
+        self.by_key[idempotency_key] = job_id
+        self.jobs[job_id] = {"id": job_id, "status": "QUEUED", "spec": spec, "summary": {}}
+        running = sum(j["status"] == "QUEUED" for j in self.jobs.values())
+        self.max_in_flight = max(self.max_in_flight, running)
+        return self.jobs[job_id]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        job = self.jobs[job_id]
+        if job["status"] == "QUEUED":
+            tags = job["spec"]["tags"]
+            if tags["method"] in self.fail_first:
+                self.fail_first.discard(tags["method"])
+                job.update(status="FAILED", error="boom")
+            else:
+                job.update(status="SUCCEEDED", summary=self.score(job["spec"]), started_at="2026-01-01T00:00:00",
+                           finished_at="2026-01-01T00:00:12.5")
+        return job
+
+    def retry(self, job_id: str) -> dict[str, Any]:
+        self.jobs[job_id].update(status="QUEUED", error=None)
+        return self.jobs[job_id]
+
+    def download(self, job_id: str, name: str, dest: Path) -> Path:
+        assert name == "student.zip" and self.jobs[job_id]["spec"]["kind"] == "finetune"
+        with zipfile.ZipFile(dest, "w") as zf:
+            zf.writestr("config.json", "{}")
+        return dest
+
+
+def _score(spec: dict[str, Any]) -> dict[str, float]:
+    """Holdout prefers α = 0.5, dev prefers α = 0.1; methods and seeds shift dev deterministically."""
+    tags = spec["tags"]
+    alpha = float(tags["alpha"]) if tags["alpha"] else 0.0
+    bonus = {"procrustes_kd": 0.05, "gram_kd": 0.03, "cka_kd": 0.01}.get(tags["method"], 0.0)
+    seed = int(tags["seed"])
+    return {"dev/accuracy": 0.6 + bonus - alpha / 10 + 0.01 * seed + 0.002 * seed * seed * (bonus > 0.02),
+            "holdout/accuracy": 0.5 - abs(alpha - 0.5), "train/loss": 0.3}
+
+
+def test_reproduce_skips_done_cells_and_reports(tmp_path: Path) -> None:
+    svc = FakeService(_score, fail_first={"gram_kd"})
+    b = glue.get_budget("small", settings=glue.SETTINGS[:1])
+    methods = [glue.METHOD_BY_NAME[m] for m in ("kd_only", "cka_kd", "gram_kd", "procrustes_kd")]
+    kw = dict(tasks=["rte"], methods=methods, seeds=[0, 1, 2], budget=b, data_root=DATA, base_model=Path("/m"),
+              out_dir=tmp_path / "out", models_dir=tmp_path / "models", concurrency=3, poll_s=0.0, log=lambda _: None)
+    md_path, js_path = glue.reproduce(svc, **kw)
+    size = glue.plan_size(["rte"], methods, [0, 1, 2], b)
+    assert svc.submits == size["total"] and svc.max_in_flight <= 3
+    assert (tmp_path / "models").is_dir() and len(list((tmp_path / "models").glob("rte-*/config.json"))) == 1
+    report = json.loads(js_path.read_text())
+    assert set(report["alphas"].values()) == {0.5}  # the holdout's choice, not dev's (0.1)
+    rows = {r["method"]: r["entries"]["RTE (acc)"] for r in report["tables"][0]["rows"]}
+    assert rows["kd_only"]["mean"] == pytest.approx(100 * (0.6 + 0.61 + 0.62) / 3)
+    assert rows["gram_kd"]["n"] == 3  # failed once, retried
+    # The failed attempt is in the store too; the latest record of that spec is the success.
+    lines = [json.loads(x) for x in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in lines].count("FAILED") == 1
+    assert report["runs"][0]["phase"] == "teacher" and report["runs"][0]["wall_s"] == 12.5
+    # A second run submits nothing and writes the same report.
+    md_before = md_path.read_text()
+    svc2 = FakeService(_score)
+    glue.reproduce(svc2, **kw)
+    assert svc2.submits == 0 and md_path.read_text() == md_before
+
+
+def _cell(method: str, seed: int, task: str = "cola") -> Cell:
+    return Cell("main", "glue", task, "L3-init", method, seed, None, {"kind": "x", "m": method, "s": seed})
+
+
+def test_table_and_significance_against_hand_made_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Spec hashes of hand-made cells: hash their (method, seed) instead of a JobSpec.
+    monkeypatch.setattr(Cell, "spec_hash", property(lambda c: f"{c.method}-{c.seed}-{c.task}"))
+    values = {"procrustes_kd": [0.50, 0.56, 0.47, 0.52], "cka_kd": [0.45, 0.50, 0.46, 0.44],
+              "kd_only": [0.40, 0.51, 0.47, 0.45]}
+    store = RunStore(tmp_path / "runs.jsonl")
+    cells = []
+    for method, vals in values.items():
+        for seed, v in enumerate(vals):
+            cells.append(_cell(method, seed))
+            store.add({"spec_hash": cells[-1].spec_hash, "status": "SUCCEEDED", "metrics": {"dev/mcc": v}})
+    store.add({"spec_hash": _cell("kd_only", 9).spec_hash, "status": "FAILED", "metrics": {}})
+    cells.append(_cell("kd_only", 9))  # a failed cell counts nowhere
+    cols = [Column("CoLA (MCC)", "cola", "dev/mcc", 100.0)]
+    methods = [glue.METHOD_BY_NAME[m] for m in ("kd_only", "cka_kd", "procrustes_kd")]
+    tb = table(cells, RunStore(tmp_path / "runs.jsonl"), cols, "L3-init", methods, {"CoLA (MCC)": 58.0})
+    entry = {r["method"]: r["entries"]["CoLA (MCC)"] for r in tb["rows"]}
+    p = [100 * v for v in values["procrustes_kd"]]
+    mean = sum(p) / 4
+    assert entry["procrustes_kd"]["mean"] == pytest.approx(mean)
+    assert entry["procrustes_kd"]["std"] == pytest.approx(math.sqrt(sum((x - mean) ** 2 for x in p) / 3))
+    assert entry["kd_only"]["n"] == 4
+    tests = significance(cells, store, cols, "L3-init", [("procrustes_kd", "cka_kd"), ("procrustes_kd", "kd_only")])
+    ref = sps.ttest_rel(p, [100 * v for v in values["cka_kd"]])
+    assert tests[0]["t"] == pytest.approx(ref.statistic) and tests[0]["p"] == pytest.approx(ref.pvalue)
+    assert tests[0]["mean_diff"] == pytest.approx((5 + 6 + 1 + 8) / 4)  # per-seed Δ: 5, 6, 1, 8 points
+    assert tests[1]["n"] == 4 and tests[1]["baseline"] == "kd_only"
+    md = markdown("T", [tb], tests, {"L3-init": "three layers"})
+    assert "| method | CoLA (MCC) |" in md and "| *teacher* | 58.0 |" in md
+    assert f"| Procrustes + KD | {mean:.1f} ± {entry['procrustes_kd']['std']:.1f} |" in md
+    assert f"procrustes_kd − cka_kd = {tests[0]['mean_diff']:+.2f}" in md
+
+
+def test_run_cells_dedupes_and_keeps_concurrency(tmp_path: Path) -> None:
+    b = glue.get_budget("tiny")
+    cells = [glue.student_cell("main", "rte", b.settings[0], glue.METHOD_BY_NAME["kd_only"], s, None,
+                               Path("/t"), b, DATA) for s, _ in itertools.product([0, 1, 2, 3], [0, 1])]
+    svc = FakeService(lambda spec: {"dev/accuracy": 0.5})
+    done: list[bool] = []
+    out = run_cells(cells, svc, RunStore(tmp_path / "r.jsonl"), lambda c: "dev/accuracy", concurrency=2,
+                    poll_s=0.0, on_done=lambda c, r, skipped: done.append(skipped))
+    assert svc.submits == 4 and len(out) == 4 and done == [False] * 4 and svc.max_in_flight <= 2
+    again = run_cells(cells, svc, RunStore(tmp_path / "r.jsonl"), lambda c: "dev/accuracy", poll_s=0.0,
+                      on_done=lambda c, r, skipped: done.append(skipped))
+    assert svc.submits == 4 and len(again) == 4 and done[4:] == [True] * 4
