@@ -15,10 +15,17 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from geokd_core.spec import FEATURE_LOSSES
+
 MAX_HEATMAP = 128  # larger Gram matrices are block-averaged down to this many rows/columns
 SEQUENTIAL = "Viridis"
 DIVERGING = "RdBu_r"  # red = teacher above student, blue = below; white at 0
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+# Fixed colours per loss term and per feature loss: a live chart must not recolour a line when
+# another series appears later in the run.
+_PALETTE = px.colors.qualitative.Plotly
+TERM_COLORS = dict(zip(("total", "CE", "KD", "feature"), _PALETTE, strict=False))
+LOSS_COLORS = dict(zip(FEATURE_LOSSES, _PALETTE, strict=False))
 
 
 def empty_figure(title: str, message: str = "no data yet") -> go.Figure:
@@ -50,7 +57,8 @@ def loss_curves(terms: pd.DataFrame, log_y: bool = False) -> go.Figure:
     data = terms[terms["value"] > 0] if log_y else terms
     if data.empty:
         return empty_figure("Loss", "no loss values yet")
-    fig = px.line(data, x="step", y="value", color="term", markers=len(data) < 40)
+    fig = px.line(data, x="step", y="value", color="term", markers=len(data) < 40,
+                  color_discrete_map=TERM_COLORS, category_orders={"term": list(TERM_COLORS)})
     return _finish(fig, "Loss", log_y, "loss")
 
 
@@ -68,9 +76,14 @@ def synthetic_curves(frame: pd.DataFrame, metric: str, log_y: bool = False) -> g
     if data.empty:
         return empty_figure(title)
     data = data.assign(seed=data["seed"].map(lambda s: f"seed {s}"))
-    fig = px.line(data, x="run_step", y="value", color="loss", line_dash="seed",
+    fig = px.line(data, x="run_step", y="value", color="loss", line_dash="seed", color_discrete_map=LOSS_COLORS,
+                  category_orders={"loss": list(FEATURE_LOSSES), "seed": sorted(data["seed"].unique(), key=_seed_key)},
                   labels={"run_step": "step within run", "value": metric.replace("_", " ")})
     return _finish(fig, title, log_y, f"synthetic-{metric}")
+
+
+def _seed_key(label: str) -> int:
+    return int(label.split()[-1])
 
 
 def alignment_curves(frame: pd.DataFrame) -> go.Figure:
@@ -115,6 +128,7 @@ def results_bars(summary: pd.DataFrame, metric: str) -> go.Figure:
         return empty_figure(metric, "no finished runs with this metric")
     data = summary.assign(alpha=summary["alpha"].map(lambda a: f"{a:g}"))
     fig = px.bar(data, x="alpha", y="mean", error_y="std", color="loss", barmode="group",
+                 color_discrete_map={**LOSS_COLORS, "kd-only": "#7f7f7f"},
                  labels={"alpha": "α", "mean": metric})
     return _finish(fig, f"{metric}: mean ± std over seeds", False, f"bars-{metric}", height=380)
 

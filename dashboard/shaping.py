@@ -6,6 +6,7 @@ DataFrames or dicts, so the pages stay thin and the shaping is unit-tested on it
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -239,8 +240,13 @@ def logs_text(lines: Iterable[Mapping[str, Any]]) -> str:
 
 # ---- runs for the Compare page -------------------------------------------------------------------
 def last_values(payload: Mapping[str, Any]) -> dict[str, float]:
-    """The final value of every series in a metrics payload."""
-    return {name: float(s["values"][-1]) for name, s in (payload.get("series") or {}).items() if s["values"]}
+    """The last finite value of every series (the API serves NaN/inf as null)."""
+    out = {}
+    for name, s in (payload.get("series") or {}).items():
+        finite = [v for v in s["values"] if v is not None and math.isfinite(v)]
+        if finite:
+            out[name] = float(finite[-1])
+    return out
 
 
 def runs_frame(jobs: Iterable[Mapping[str, Any]], finals: Mapping[str, Mapping[str, float]] | None = None

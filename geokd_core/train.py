@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -134,16 +135,19 @@ def run_training_job(spec: JobSpec, out: Path, callbacks: Sequence[Callback] = (
     start = 0
     found = ckpt.find_checkpoint(out / "checkpoints") if resume else None
     if found is not None:
-        state = ckpt.load_checkpoint(found, engine.device)
+        state = ckpt.load_checkpoint(found)  # CPU: RNG states must stay CPU tensors; load_state_dict moves weights
         if state.get("spec_hash") != spec.spec_hash():
             raise SpecError(f"cannot resume from {found}: it was written by a different spec")
         start = engine.load_state_dict(state)
         reporter.state.best_metric = state.get("best_metric")
         reporter.log(f"resumed from {found} at step {start}")
     if spec.train.teacher_cache and engine.distill:
+        tic = time.perf_counter()
         attach_teacher_cache(spec, out, engine)
+        reporter.log(f"teacher cache ready at {engine.cache.root} ({time.perf_counter() - tic:.1f} s)")
     reporter.state.total_steps = engine.total_steps
     reporter.hook("on_train_begin")
+    reporter.progress()
     if start == 0 and spec.train.gram_every:
         engine.gram_snapshot(reporter)
     status, last = engine.run(reporter, start)
@@ -163,8 +167,10 @@ def _finish(spec: JobSpec, out: Path, engine: Engine, reporter: Reporter, last: 
     extra = {"teacher": spec.teacher.model if spec.teacher else None, "layer pairs": engine.pairs,
              "steps": reporter.state.step, "device": str(engine.device)}
     card = write_model_card(student_dir / "README.md", spec, metrics, extra)
-    artifacts = {"student": student_dir, "model_card": card, "checkpoint": ckpt_path}
-    results = _write_results(out, spec, "completed", reporter.state.step, final, artifacts, pairs=engine.pairs)
+    # The checkpoint is not a published artifact (the service stores it separately).
+    artifacts = {"student": student_dir, "model_card": card}
+    results = _write_results(out, spec, "completed", reporter.state.step, final,
+                             {**artifacts, "checkpoint": ckpt_path}, pairs=engine.pairs)
     artifacts["results"] = results
     for name in ("student", "model_card", "results"):
         reporter.artifact(name, artifacts[name])

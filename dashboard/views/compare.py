@@ -22,11 +22,23 @@ if not jobs:
     st.info("No jobs to compare yet.")
     st.stop()
 
+
+
+def _select_matching() -> None:
+    # "How did my sweep do?": pick every finished job whose name holds the filter text.
+    text = st.session_state.get("compare_filter", "").strip()
+    st.session_state["compare_jobs"] = [
+        i for i, j in jobs.items() if j["status"] == "SUCCEEDED" and text in j["name"]
+    ][:48]
+
+
 if "compare_jobs" not in st.session_state:
-    # Start from the finished jobs, newest first: the usual question is "how did my sweep do?".
-    st.session_state["compare_jobs"] = [i for i, j in jobs.items() if j["status"] == "SUCCEEDED"][:24]
+    _select_matching()  # start from the finished jobs, newest first
 st.session_state["compare_jobs"] = [i for i in st.session_state["compare_jobs"] if i in jobs]
-chosen = st.multiselect(
+f1, f2 = st.columns([1, 3])
+f1.text_input("Select finished runs whose name contains", key="compare_filter", on_change=_select_matching,
+              placeholder="e.g. a sweep name")
+chosen = f2.multiselect(
     "Runs", list(jobs), key="compare_jobs", placeholder="Pick jobs to compare",
     format_func=lambda i: f"{jobs[i]['name']} · {jobs[i]['status']} · {i[:8]}",
 )

@@ -74,7 +74,8 @@ class _Job:
         self.syn = spec.synthetic or SyntheticSpec()
         self.train = spec.train
         self.out_dir = out_dir
-        self.plan = [(name, seed) for name in self.syn.losses for seed in self.syn.seeds]
+        # Repeated losses/seeds would share series names and records: each pair runs once.
+        self.plan = list(dict.fromkeys((name, seed) for name in self.syn.losses for seed in self.syn.seeds))
         self.total = len(self.plan) * self.syn.steps
         self.cbs = CallbackList(callbacks)
         self.state = TrainerState(total_steps=self.total)
@@ -167,6 +168,8 @@ class _Job:
                 live = self.start_run(run, offset)
             stopped = self.train_run(live, run, offset, local0)
             if stopped:
+                # As in transformers, the end hook runs however the loop ended.
+                self.cbs.call("on_train_end", self.state, self.control, metrics={}, status="stopped")
                 return RunResult(status="stopped", step=self.state.step)
             live, local0 = None, 0
         return self.finish()
@@ -175,8 +178,8 @@ class _Job:
         name, seed = self.plan[run]
         teacher, student0 = make_pair(self.syn.n, self.syn.d_teacher, self.syn.d_student, seed)
         live = _build(name, seed, self.syn, teacher, student0)
-        # A run boundary replayed after a resume must not leave a duplicate record behind.
-        self.history["runs"] = [r for r in self.history["runs"] if (r["loss"], r["seed"]) != (name, seed)]
+        # Exactly one record per earlier run, whatever an interrupted attempt left behind.
+        self.history["runs"] = self.history["runs"][:run]
         self.history["runs"].append({"loss": name, "seed": seed, "teacher_pairs": 0, "steps": [],
                                      "loss_values": [], "preserved_pairs": [], "preserved_fraction": []})
         self.state.step, self.state.epoch = offset, float(run)
@@ -213,7 +216,7 @@ class _Job:
         for name, path in artifacts.items():
             self.emit(EventType.ARTIFACT, self.total, {"name": name, "path": str(path)})
         metrics = final_metrics(self.history)
-        self.cbs.call("on_train_end", self.state, self.control, metrics=metrics)
+        self.cbs.call("on_train_end", self.state, self.control, metrics=metrics, status="completed")
         return RunResult(status="completed", step=self.total, final_metrics=metrics, artifacts=artifacts)
 
 

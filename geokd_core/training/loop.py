@@ -179,6 +179,9 @@ class Engine:
         tic = time.perf_counter()
         step = start_step
         while step < self.total_steps:
+            if control.should_stop:  # set before this step (e.g. a cancel seen while starting up)
+                self.save(reporter)
+                return "stopped", last
             self.optimizer_step(step)
             step += 1
             state.step, state.epoch = step, self.order.epoch_of(step * tr.grad_accum)

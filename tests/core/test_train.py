@@ -106,7 +106,7 @@ def test_distill_end_to_end(bert_teacher: Path, glue_root: Path, tmp_path: Path)
 def test_feature_only_training_aligns_the_student(bert_teacher: Path, glue_root: Path, tmp_path: Path) -> None:
     """alpha=1, gamma=0: only the Procrustes term trains, so the probe's Procrustes distance falls."""
     spec = load_spec(distill_spec(bert_teacher, glue_root, loss={"alpha": 1.0, "gamma": 0.0},
-                                  train={"max_steps": 12, "log_every": 1, "lr": 3e-3}))
+                                  train={"max_steps": 8, "log_every": 1, "lr": 3e-3}))
     col = EventCollector()
     run_job(spec, tmp_path, callbacks=[col])
     d = [e.data["values"]["align/s2-t4/procrustes"] for e in col.of_type(EventType.METRIC)]
@@ -211,3 +211,20 @@ def test_should_stop_writes_a_checkpoint_and_reports_stopped(bert_teacher: Path,
     assert (tmp_path / "checkpoints" / "last" / "state.pt").exists()
     assert col.of_type(EventType.CHECKPOINT) and not col.of_type(EventType.ARTIFACT)
     assert not (tmp_path / "student").exists()
+
+
+class StopOnEvent(Callback):
+    """Cancels from ``on_event`` (as the service's sink does when the API reports a cancel)."""
+
+    def on_event(self, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        if kw["event"].type == EventType.LAYER_SIMILARITY:
+            control.should_stop = True
+
+
+def test_cancel_before_the_first_step_then_resume(bert_teacher: Path, glue_root: Path, tmp_path: Path) -> None:
+    spec = load_spec(distill_spec(bert_teacher, glue_root, train={"max_steps": 2}))
+    res = run_job(spec, tmp_path, callbacks=[StopOnEvent()])
+    assert res.status == "stopped" and res.step == 0
+    assert (tmp_path / "checkpoints" / "last" / "state.pt").exists()
+    done = run_job(spec, tmp_path, resume=True)
+    assert done.status == "completed" and done.step == 2

@@ -71,6 +71,7 @@ def dashboard(api_url: str, log: Path) -> Iterator[str]:
 
 
 def test_submit_the_demo_job_and_watch_it_in_a_browser(tmp_path: Path) -> None:
+    pytest.importorskip("playwright", reason="needs the `playwright` pip package (no browser download)")
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)

@@ -50,6 +50,10 @@ def test_synthetic_curves_colour_by_loss_dash_by_seed_on_run_steps() -> None:
     assert len(fig.data) == 3
     assert all(list(t.x) == [0, 5] for t in fig.data)  # every run starts at step 0 of its own
     assert {t.line.dash for t in fig.data} == {"solid", "dot"}
+    # A loss keeps its colour whatever else is on the chart (no recolouring as runs appear).
+    only_gram = figures.synthetic_curves(syn[syn["loss"] == "gram"], "loss")
+    colour = {t.legendgroup.split(",")[0]: t.line.color for t in fig.data}
+    assert {t.line.color for t in only_gram.data} == {colour["gram"]} == {figures.LOSS_COLORS["gram"]}
     assert "no data" in _annotation(figures.synthetic_curves(syn, "preserved_pairs"))
 
 
@@ -149,3 +153,10 @@ def test_results_bars_error_bars_are_the_std() -> None:
     assert [t.name for t in fig.data] == ["cka", "procrustes"]
     assert [list(t.error_y.array) for t in fig.data] == [[0.02], [0.03]]
     assert "no finished runs" in _annotation(figures.results_bars(summary.iloc[:0], "eval/mcc"))
+
+
+def test_curves_with_null_points_from_the_api() -> None:
+    fig = figures.loss_curves(_terms({"train/loss": [3.0, None, 1.0]}))
+    assert np.isnan(np.asarray(fig.data[0].y, dtype=float)).sum() == 1  # a gap, not a crash
+    log = figures.loss_curves(_terms({"train/loss": [3.0, None, 1.0]}), log_y=True)
+    assert list(log.data[0].y) == [3.0, 1.0]

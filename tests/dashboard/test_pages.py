@@ -259,3 +259,13 @@ def test_submit_distill_server_problems_show_once_under_their_fields(seeded: See
     assert sum("outside the allowed roots" in m for m in shown) == 1
     assert sum("GEOKD_MAX_BATCH_SIZE" in m for m in shown) == 1
     assert not at.error  # every problem had a field to sit under
+
+
+def test_compare_filter_selects_a_sweep(seeded: SeededApi) -> None:
+    at = open_page(seeded.api, "views/compare.py")
+    at.text_input(key="compare_filter").set_value("cka-").run()
+    no_errors(at)
+    names = {j["id"]: j["name"] for j in api_jobs(seeded)}
+    assert sorted(names[i] for i in at.multiselect(key="compare_jobs").value) == [
+        "cka-a0.5-s0", "cka-a0.5-s1", "cka-a0.5-s2"]
+    assert list(at.dataframe[0].value["loss"]) == ["cka"]

@@ -154,5 +154,13 @@ def test_stable_order_appends_new_items_and_drops_gone_ones() -> None:
     assert shaping.stable_order(["x", "p"], ["p"]) == ["p"]
 
 
-def test_last_values() -> None:
+def test_last_values_skip_nulls() -> None:
     assert shaping.last_values(_payload({"a": {1: 1.0, 2: 5.0}, "b": {}})) == {"a": 5.0}
+    # Non-finite floats come back from the API as null: the last finite value is the final one.
+    assert shaping.last_values(_payload({"a": {1: 2.0, 2: None}, "b": {1: None}})) == {"a": 2.0}
+
+
+def test_null_values_become_nan_gaps() -> None:
+    frame = shaping.metrics_frame(_payload({"train/loss": {0: 3.0, 1: None, 2: 1.0}}))
+    assert frame["value"].isna().tolist() == [False, True, False]
+    assert len(shaping.train_terms(frame)) == 3
