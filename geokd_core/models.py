@@ -83,11 +83,14 @@ def load_pretrained(ref: ModelRef, task_type: str, num_labels: int, where: str) 
         kwargs["gguf_file"] = ref.gguf_file
     try:
         config = AutoConfig.from_pretrained(ref.model, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, ImportError) as exc:
         raise ModelError(f"{where}: cannot load a model config from {ref.model!r}: {exc}") from exc
     _check_head(config, task_type, num_labels, where)
     try:
         model = auto_class(task_type).from_pretrained(ref.model, **kwargs, **_head_kwargs(task_type, num_labels))
+    except ImportError as exc:  # e.g. GGUF files need the optional `gguf` package
+        raise ModelError(f"{where}: loading {ref.model!r} needs an optional package ({exc}); "
+                         "for GGUF install `geokd[gguf]`") from exc
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelError(f"{where}: cannot load {ref.model!r} for {task_type}: {exc}") from exc
     return model
@@ -101,7 +104,7 @@ def load_tokenizer(ref: ModelRef) -> Any:
         kwargs["gguf_file"] = ref.gguf_file
     try:
         tok = AutoTokenizer.from_pretrained(ref.model, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, ImportError) as exc:
         raise ModelError(f"cannot load a tokenizer from {ref.model!r}: {exc}") from exc
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token

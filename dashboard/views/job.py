@@ -38,8 +38,10 @@ def _pick(jobs: dict[str, dict[str, Any]]) -> str | None:
     def changed() -> None:
         st.query_params["job"] = st.session_state["job_pick"]
 
-    if st.session_state.get("job_pick") != (current or options[0]):
-        st.session_state["job_pick"] = current or options[0]
+    if not current:
+        current = st.query_params["job"] = options[0]  # pinned: a newer job must not take over the page
+    if st.session_state.get("job_pick") != current:
+        st.session_state["job_pick"] = current
     return st.columns([2, 3])[0].selectbox("Job", options, key="job_pick", format_func=label, on_change=changed,
                                            label_visibility="collapsed")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["as_matrix", "center_and_normalize", "normalized_pair", "work_dtype"]
+__all__ = ["as_matrix", "center_and_normalize", "normalized_pair", "student_and_teacher", "work_dtype"]
 
 # Below this squared norm a matrix counts as all-zero: it is left at zero instead of being scaled
 # up, so the loss stays finite (its gradient is then zero, not NaN).
@@ -76,3 +76,20 @@ def normalized_pair(s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         )
     dtype = work_dtype(s, t)
     return center_and_normalize(s).to(dtype), center_and_normalize(t).to(dtype)
+
+
+def student_and_teacher(s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """Student upcast to the work dtype (still differentiable) and the normalized teacher (no grad).
+
+    For the fused student-only losses, which center and scale the student themselves.
+    """
+    if s.dim() != 2 or t.dim() != 2:
+        raise ValueError(f"expected [n, d] matrices, got {tuple(s.shape)} and {tuple(t.shape)}")
+    if s.shape[0] != t.shape[0]:
+        raise ValueError(
+            f"student and teacher need the same number of rows, got {s.shape[0]} and {t.shape[0]}"
+        )
+    dtype = work_dtype(s, t)
+    with torch.no_grad():
+        t_hat = center_and_normalize(t).to(dtype)
+    return as_matrix(s).to(dtype), t_hat

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._normalize import normalized_pair
+from ._fused import GramStudent
+from ._normalize import normalized_pair, student_and_teacher
 
 __all__ = ["frob2_cross", "gram", "prefer_kernel_space"]
 
@@ -43,9 +44,12 @@ def gram(s: Tensor, t: Tensor) -> Tensor:
         >>> float(gram(x, torch.cat([x, torch.zeros(16, 2)], 1))) < 1e-6
         True
     """
+    n, d_s = s.shape[0], s.shape[-1]
+    d_t = t.shape[-1]
+    if not (t.requires_grad and torch.is_grad_enabled()):
+        s_w, t_hat = student_and_teacher(s, t)
+        return GramStudent.apply(s_w, t_hat, prefer_kernel_space(n, d_s, d_t))
     s, t = normalized_pair(s, t)
-    n, d_s = s.shape
-    d_t = t.shape[1]
     if prefer_kernel_space(n, d_s, d_t):
         return (s @ s.T - t @ t.T).square().sum()
     with torch.set_grad_enabled(torch.is_grad_enabled() and t.requires_grad):

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._normalize import normalized_pair
+from ._fused import ProcrustesStudent
+from ._normalize import normalized_pair, student_and_teacher
 from ._polar_d import polar_d
 from ._polar_n import polar_n
 from ._spectral import prefer_kernel_route
@@ -85,6 +86,9 @@ def procrustes(s: Tensor, t: Tensor) -> Tensor:
         >>> float(procrustes(x, 3 * x @ q + 1)) < 1e-5
         True
     """
+    if not (t.requires_grad and torch.is_grad_enabled()):
+        s_w, t_hat = student_and_teacher(s, t)
+        return ProcrustesStudent.apply(s_w, t_hat, bool(t_hat.any()))
     s_hat, t_hat = normalized_pair(s, t)
     nuc = nuclear_cross(s_hat, t_hat, centered=True)
     return s_hat.square().sum() + t_hat.square().sum() - 2.0 * nuc

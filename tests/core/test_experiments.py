@@ -216,3 +216,39 @@ def test_run_cells_dedupes_and_keeps_concurrency(tmp_path: Path) -> None:
     again = run_cells(cells, svc, RunStore(tmp_path / "r.jsonl"), lambda c: "dev/accuracy", poll_s=0.0,
                       on_done=lambda c, r, skipped: done.append(skipped))
     assert svc.submits == 4 and len(again) == 4 and done[4:] == [True] * 4
+
+
+def test_instruct_plan(tmp_path: Path) -> None:
+    from geokd_core.experiments import instruct
+
+    b = instruct.get_budget("small")
+    teacher = instruct.teacher_ref(Path("/models/smollm2"), instruct.GGUF_FILE)
+    methods = [instruct.METHOD_BY_NAME[m] for m in instruct.DEFAULT_METHODS]
+    cells = [instruct.student_cell("main", m, s, 0.5, b, Path("/data/instruct"), teacher) for m in methods
+             for s in (0, 1)]
+    assert instruct.plan_size(methods, [0, 1], b) == {"teacher": 1, "alpha": 0, "main": 6, "total": 7}
+    spec = JobSpec.model_validate(cells[2].spec)
+    assert spec.teacher is not None and spec.teacher.gguf_file == instruct.GGUF_FILE
+    assert spec.student is not None and spec.student.init_from_teacher is not None
+    assert max(spec.student.init_from_teacher.layers) < 30 and len(spec.student.init_from_teacher.layers) == 6
+    assert spec.loss.feature == "procrustes" and spec.loss.layer_map == "last"
+    assert spec.data is not None and spec.data.path == "/data/instruct/dolly/dev.jsonl"
+    assert set(spec.data.eval_sets) == {"dolly", "self-inst", "vicuna", "sinst"}
+    assert "dolly/dev.jsonl" not in spec.data.eval_sets.values()  # never evaluated on its training file
+    assert len({json.dumps(c.spec["train"], sort_keys=True) for c in cells if c.seed == 0}) == 1
+    tcell = instruct.teacher_cell(b, Path("/data/instruct"), teacher)
+    assert tcell.spec["kind"] == "evaluate" and tcell.spec["student"] == teacher
+    full = instruct.get_budget("full")
+    assert instruct.plan_size(methods, [0, 1, 2], full)["alpha"] == 4
+    assert instruct.student_cell("alpha", methods[1], 0, 0.1, full, Path("/d"), teacher).spec["data"][
+        "holdout_examples"] == 100
+
+
+def test_instruct_data_files_exist() -> None:
+    from geokd_core.experiments import instruct
+
+    root = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "instruct"
+    if not root.exists():
+        pytest.skip("no ../shared/data/instruct")
+    assert (root / instruct.TRAIN_FILE).is_file()
+    assert all((root / p).is_file() for p in instruct.EVAL_SETS.values())

@@ -48,15 +48,17 @@ def test_value_matches_scipy_and_numpy_svd(n: int, d_s: int, d_t: int) -> None:
     assert got32 == pytest.approx(got, abs=1e-5)
 
 
+@pytest.mark.parametrize("teacher_grad", [False, True], ids=["student-only", "both"])
 @pytest.mark.parametrize("n,d_s,d_t", SHAPES)
-def test_gradient_matches_svd_autograd(n: int, d_s: int, d_t: int) -> None:
+def test_gradient_matches_svd_autograd(n: int, d_s: int, d_t: int, teacher_grad: bool) -> None:
     g = torch.Generator().manual_seed(n * d_s)
     s = torch.randn(n, d_s, dtype=torch.float64, generator=g, requires_grad=True)
-    t = torch.randn(n, d_t, dtype=torch.float64, generator=g, requires_grad=True)
+    t = torch.randn(n, d_t, dtype=torch.float64, generator=g, requires_grad=teacher_grad)
     procrustes(s, t).backward()
     s2, t2 = s.detach().clone().requires_grad_(), t.detach().clone().requires_grad_()
     _naive_torch(s2, t2).backward()
-    for ours, ref in ((s.grad, s2.grad), (t.grad, t2.grad)):
+    pairs = [(s.grad, s2.grad)] + ([(t.grad, t2.grad)] if teacher_grad else [])
+    for ours, ref in pairs:
         assert torch.linalg.norm(ours - ref) <= 1e-8 * torch.linalg.norm(ref)
 
 
@@ -65,7 +67,9 @@ def test_gradcheck_float64(n: int, d_s: int, d_t: int) -> None:
     g = torch.Generator().manual_seed(0)
     s = torch.randn(n, d_s, dtype=torch.float64, generator=g, requires_grad=True)
     t = torch.randn(n, d_t, dtype=torch.float64, generator=g, requires_grad=True)
-    assert torch.autograd.gradcheck(procrustes, (s, t))
+    assert torch.autograd.gradcheck(procrustes, (s, t))  # both differentiable
+    t_fixed = t.detach()
+    assert torch.autograd.gradcheck(lambda x: procrustes(x, t_fixed), (s,))  # student-only path
 
 
 def test_invariances_and_zero_iff_rotation() -> None:

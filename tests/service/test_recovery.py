@@ -19,16 +19,20 @@ from tests.utils.redis_server import private_redis
 SERIES = "synthetic/procrustes/seed0/loss"
 
 
+def parent_pid(pid: int) -> int:
+    """The parent of a running process (a job runs in a pool child of the worker's main process)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def test_worker_sigkill_resumes_from_checkpoint(tmp_path: Path, redis_url: str) -> None:
     steps = 500
     with running_service(tmp_path / "home", redis_url) as svc:
-        first = svc.workers.start()
+        workers = [svc.workers.start(), svc.workers.start()]
         job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=50))
-        svc.client.wait(job_id, lambda j: j["status"] == "RUNNING", what="RUNNING")
-        svc.workers.start()  # idle until the reaper re-queues the job
-        svc.client.wait_step(job_id, 110)  # at least two checkpoints uploaded
-        first.kill()
-        assert not first.alive()
+        job = svc.client.wait_step(job_id, 110)  # at least two checkpoints uploaded
+        owner = next(w for w in workers if w.pid == parent_pid(int(job["worker"].rsplit(":", 1)[1])))
+        owner.kill()
+        assert not owner.alive()
         killed_at = svc.client.job(job_id)["progress"]["step"]
         job = svc.client.wait_finished(job_id, timeout_s=120)
         assert job["status"] == "SUCCEEDED", job
