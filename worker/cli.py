@@ -30,8 +30,10 @@ def worker(
         typer.echo("warning: GEOKD_WORKER_TOKEN is not set; the API will refuse worker calls "
                    "unless it runs with auth off", err=True)
     app = make_celery(settings)
+    # Prefork (so time limits and remote control work) with prompt replacement of exited children.
+    app.conf.worker_pool = "worker.pool:TaskPool"
     argv = [
-        "worker", "--pool", "prefork", "--concurrency", str(concurrency), "--queues", ",".join(queues),
+        "worker", "--concurrency", str(concurrency), "--queues", ",".join(queues),
         "--hostname", name or f"geokd-{'-'.join(queues)}@%h", "--loglevel", loglevel,
         # Mingle/gossip/heartbeat only slow the start and load the broker; jobs need none of them.
         "--without-mingle", "--without-gossip", "--without-heartbeat",

@@ -76,6 +76,15 @@ def _run(job_id: str, claim: Claim, settings: Settings, client: WorkerApiClient)
     out_dir = settings.home / "work" / f"{job_id}-a{claim.attempt}"
     shutil.rmtree(out_dir, ignore_errors=True)  # a fresh directory per attempt: no stale state
     out_dir.mkdir(parents=True)
+    try:
+        return _attempt(job_id, claim, settings, client, out_dir)
+    finally:  # everything worth keeping was uploaded (checkpoint, artifacts) or logged
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _attempt(job_id: str, claim: Claim, settings: Settings, client: WorkerApiClient, out_dir: Path) -> str:
+    # The sink's thread heartbeats from here until close(): through checkpoint download, the run
+    # and the artifact uploads, so a slow upload never looks like a dead worker to the reaper.
     sink = ApiEventSink(client, job_id, claim.lease, out_dir,
                         heartbeat_interval_s=settings.heartbeat_interval_s).start()
     sink.emit(_log("INFO", f"attempt {claim.attempt} started on {worker_name()}"))
@@ -86,30 +95,34 @@ def _run(job_id: str, claim: Claim, settings: Settings, client: WorkerApiClient)
         from geokd_core.run import run_job  # the engine (and torch) load only in the job process
 
         result = run_job(spec, out_dir, callbacks=[sink], resume=resumed or claim.resume)
-    except Exception as exc:  # every failure ends FAILED, never stuck in RUNNING
         restore()
-        return _fail(job_id, claim, client, sink, exc, out_dir)
-    restore()
-    if sink.lease_lost:
+        if sink.lease_lost:
+            sink.close()
+            return "lease lost"
+        if result.status == "stopped" and not sink.cancel_requested:
+            sink.emit(_log("WARNING", f"stopped at step {result.step} ({sink.stop_reason or 'engine'}); "
+                                      "the final checkpoint is uploaded and the job will be re-queued"))
+            sink.close()
+            return "released"
+        status = "CANCELLED" if result.status == "stopped" else "SUCCEEDED"
+        if status == "SUCCEEDED":
+            _publish(client, job_id, claim, out_dir, {**sink.artifacts, **result.artifacts})
+    except LeaseLost:
         sink.close()
         return "lease lost"
-    if result.status == "stopped" and not sink.cancel_requested:
-        sink.emit(_log("WARNING", f"stopped at step {result.step} ({sink.stop_reason or 'engine'}); "
-                                  "the final checkpoint is uploaded and the job will be re-queued"))
-        sink.close()
-        return "released"
-    status = "CANCELLED" if result.status == "stopped" else "SUCCEEDED"
-    if status == "SUCCEEDED":
-        declared = {**sink.artifacts, **result.artifacts}
-        files = collect_artifacts(out_dir, declared, out_dir / ".artifacts")
-        for name, path in files.items():
-            call_with_retry(lambda n=name, p=path: client.put_artifact(job_id, claim.lease, n, p))
+    except Exception as exc:  # every failure ends FAILED, never stuck in RUNNING
+        restore()
+        return _fail(job_id, claim, client, sink, exc)
     sink.emit(_log("INFO", f"{status.lower()} at step {result.step}"))
     if not sink.close():
         return _finish(client, job_id, claim, "FAILED", "events could not be delivered to the API", {})
-    outcome = _finish(client, job_id, claim, status, None, json_safe(result.final_metrics))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    return outcome
+    return _finish(client, job_id, claim, status, None, json_safe(result.final_metrics))
+
+
+def _publish(client: WorkerApiClient, job_id: str, claim: Claim, out_dir: Path, declared: dict[str, Path]) -> None:
+    files = collect_artifacts(out_dir, declared, out_dir / ".artifacts")
+    for name, path in files.items():
+        call_with_retry(lambda n=name, p=path: client.put_artifact(job_id, claim.lease, n, p))
 
 
 def _download_checkpoint(client: WorkerApiClient, job_id: str, claim: Claim, out_dir: Path,
@@ -127,8 +140,7 @@ def _download_checkpoint(client: WorkerApiClient, job_id: str, claim: Claim, out
     return True
 
 
-def _fail(job_id: str, claim: Claim, client: WorkerApiClient, sink: ApiEventSink,
-          exc: BaseException, out_dir: Path) -> str:
+def _fail(job_id: str, claim: Claim, client: WorkerApiClient, sink: ApiEventSink, exc: BaseException) -> str:
     error = readable_error(exc)
     log.error("job %s failed: %s", job_id, error)
     sink.emit(_log("ERROR", error))
@@ -137,9 +149,7 @@ def _fail(job_id: str, claim: Claim, client: WorkerApiClient, sink: ApiEventSink
     sink.close()
     if sink.lease_lost:
         return "lease lost"
-    outcome = _finish(client, job_id, claim, "FAILED", error, {})
-    shutil.rmtree(out_dir, ignore_errors=True)
-    return outcome
+    return _finish(client, job_id, claim, "FAILED", error, {})
 
 
 def _finish(client: WorkerApiClient, job_id: str, claim: Claim, status: str, error: str | None,

@@ -45,7 +45,10 @@ def preflight(spec_json: dict[str, Any]) -> list[dict[str, Any]]:
     from geokd_core.preflight import check
 
     settings = get_settings()
-    problems = check(spec, data_roots=settings.data_roots, model_roots=settings.model_roots, dry_run=True)
+    # The API enforces the allowed roots at submit; a worker checks them again only where its own
+    # roots are configured (its GEOKD_HOME is scratch space, not a data root).
+    problems = check(spec, data_roots=settings.data_roots or None, model_roots=settings.model_roots or None,
+                     dry_run=True)
     return [_problem_dict(p) for p in problems]
 
 

@@ -106,11 +106,13 @@ BUDGETS: dict[str, Budget] = {
                   StudentSetting("L2-H16", "2 × 16 random init", {"config": {"num_layers": 2, "hidden_size": 16,
                                                                                   "num_heads": 2}})),
     ),
-    # 2 CPU cores, about an hour for its default tasks at 1 seed... see docs in README: sized from
-    # the measured per-cell time (the smoke run), not a guess.
+    # 2 CPU cores, about an hour for its default task (RTE), 5 seeds: 1 teacher + 20 α + 60 main jobs.
+    # Measured through the service (03:50 UTC, load ≈ 7.5 on the shared 2 cores): one 16-step job
+    # takes 46–79 s (L3-init) and 23–38 s (L3-H192); the teacher ≈ 4.4 s/step + ≈ 35 s of evaluation.
+    # That is ≈ 80 min for RTE at that load; on an idle machine steps are ≈ 2–3× faster.
     "small": Budget(
-        "small", "CPU: RTE + MRPC, 512 train rows, 1 epoch, seq 64, batch 32, α ∈ {0.1, 0.5}; "
-                 "teacher: ≤ 2000 rows, 2 epochs", ("rte", "mrpc"), 512, 256, None, 64, 1.0, 32, 1e-4, (0.1, 0.5),
+        "small", "CPU: RTE, 512 train rows (16 steps), 1 epoch, seq 64, batch 32, α ∈ {0.1, 0.5} on 256 held-out "
+                 "train rows; teacher: 2000 rows, 2 epochs", ("rte",), 512, 256, None, 64, 1.0, 32, 1e-4, (0.1, 0.5),
         2000, 2.0, 5e-5,
     ),
     # A GPU worker: all five tasks, full train sets, seq 128, 3 epochs, α ∈ {0.1, 0.3, 0.5, 0.7}.

@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import torch
 from torch import Tensor
 
-__all__ = ["as_matrix", "center_and_normalize", "normalized_pair", "student_and_teacher", "work_dtype"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def full_precision(fn: F) -> F:
+    """Run ``fn`` with autocast off: the losses pick their own precision (float32 or float64).
+
+    Under mixed-precision training the matrix products inside a loss would otherwise be cast to
+    bfloat16/float16, which ruins the spectral routes.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast("cpu", enabled=False):
+            if torch.cuda.is_available():
+                with torch.autocast("cuda", enabled=False):
+                    return fn(*args, **kwargs)
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+__all__ = [
+    "as_matrix",
+    "center_and_normalize",
+    "full_precision",
+    "normalized_pair",
+    "student_and_teacher",
+    "work_dtype",
+]
 
 # Below this squared norm a matrix counts as all-zero: it is left at zero instead of being scaled
 # up, so the loss stays finite (its gradient is then zero, not NaN).
@@ -91,5 +122,9 @@ def student_and_teacher(s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         )
     dtype = work_dtype(s, t)
     with torch.no_grad():
-        t_hat = center_and_normalize(t).to(dtype)
+        t_c = as_matrix(t, "teacher").to(dtype)
+        t_c = t_c - t_c.mean(dim=0, keepdim=True)
+        # row norms then a float64 sum: accurate without a full-size squared temporary
+        sq = float(torch.linalg.vector_norm(t_c, dim=1).double().square().sum())
+        t_hat = t_c.mul_(sq**-0.5) if sq > _TINY else t_c.zero_()
     return as_matrix(s).to(dtype), t_hat

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from ._normalize import normalized_pair
-from .gram import frob2_cross
+from ._fused import CkaStudent
+from ._normalize import full_precision, normalized_pair, student_and_teacher
+from .gram import frob2_cross, prefer_kernel_space
 
 __all__ = ["cka", "cka_debiased", "cka_similarity_value"]
 
@@ -42,6 +44,7 @@ def cka_similarity_value(s: Tensor, t: Tensor, debiased: bool = False) -> Tensor
     return st / (ss * tt).clamp_min(_TINY).sqrt()
 
 
+@full_precision
 def cka(s: Tensor, t: Tensor, debiased: bool = False) -> Tensor:
     """``1 - CKA(s, t)`` with linear kernels on centered inputs.
 
@@ -63,6 +66,10 @@ def cka(s: Tensor, t: Tensor, debiased: bool = False) -> Tensor:
         >>> abs(float(cka(x, 2 * x + 3))) < 1e-6
         True
     """
+    if not debiased and not (t.requires_grad and torch.is_grad_enabled()):
+        s_w, t_hat = student_and_teacher(s, t)
+        n, d_s, d_t = s_w.shape[0], s_w.shape[1], t_hat.shape[1]
+        return CkaStudent.apply(s_w, t_hat, prefer_kernel_space(n, d_s, d_t))
     s, t = normalized_pair(s, t)
     return 1.0 - cka_similarity_value(s, t, debiased=debiased)
 

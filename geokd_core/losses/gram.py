@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ._fused import GramStudent
-from ._normalize import normalized_pair, student_and_teacher
+from ._normalize import full_precision, normalized_pair, student_and_teacher
 
 __all__ = ["frob2_cross", "gram", "prefer_kernel_space"]
 
@@ -25,6 +25,7 @@ def frob2_cross(a: Tensor, b: Tensor) -> Tensor:
     return (a.T @ b).square().sum()
 
 
+@full_precision
 def gram(s: Tensor, t: Tensor) -> Tensor:
     """Squared Gram distance ``D_FG^2 = ||K_s - K_t||_F^2`` with ``K = x x^T`` of normalized inputs.
 

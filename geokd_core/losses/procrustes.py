@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ._fused import ProcrustesStudent
-from ._normalize import normalized_pair, student_and_teacher
+from ._normalize import full_precision, normalized_pair, student_and_teacher
 from ._polar_d import polar_d
 from ._polar_n import polar_n
 from ._spectral import prefer_kernel_route
@@ -66,6 +66,7 @@ def nuclear_cross(s: Tensor, t: Tensor, centered: bool = True) -> Tensor:
     return _NuclearCross.apply(s, t, centered)
 
 
+@full_precision
 def procrustes(s: Tensor, t: Tensor) -> Tensor:
     """Squared Procrustes distance ``D_P^2 = tr K_s + tr K_t - 2 ||s^T t||_*`` (in ``[0, 2]``).
 
@@ -88,7 +89,7 @@ def procrustes(s: Tensor, t: Tensor) -> Tensor:
     """
     if not (t.requires_grad and torch.is_grad_enabled()):
         s_w, t_hat = student_and_teacher(s, t)
-        return ProcrustesStudent.apply(s_w, t_hat, bool(t_hat.any()))
+        return ProcrustesStudent.apply(s_w, t_hat)
     s_hat, t_hat = normalized_pair(s, t)
     nuc = nuclear_cross(s_hat, t_hat, centered=True)
     return s_hat.square().sum() + t_hat.square().sum() - 2.0 * nuc

@@ -7,7 +7,7 @@ from typing import Literal
 from torch import Tensor, nn
 from torch.nn.utils import parametrizations
 
-from ._normalize import normalized_pair
+from ._normalize import full_precision, normalized_pair
 
 __all__ = ["PROJECTION_KINDS", "Projection", "linproj"]
 
@@ -51,6 +51,7 @@ class Projection(nn.Module):
         return f"d_in={self.d_in}, d_out={self.d_out}, kind={self.kind!r}"
 
 
+@full_precision
 def linproj(s: Tensor, t: Tensor, proj: nn.Module) -> Tensor:
     """Squared error ``||proj(s_hat) - t_hat||_F^2`` between the projected student and the teacher.
 

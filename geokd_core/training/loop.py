@@ -137,11 +137,12 @@ class Engine:
         self.scheduler.step()
 
     # ---- reporting ---------------------------------------------------------------------------
-    def log_window(self, reporter: Reporter, elapsed: float) -> dict[str, float]:
+    def log_window(self, reporter: Reporter) -> dict[str, float]:
         n = max(self.window.get("micro", 0.0), 1.0)
         values = {f"train/{k}": self.window.get(k, 0.0) / n for k in TERMS}
         values["train/lr"] = self.scheduler.get_last_lr()[0]
-        values["train/examples_per_s"] = self.window.get("examples", 0.0) / max(elapsed, 1e-9)
+        # Throughput of the optimisation steps alone (evaluation and probes excluded).
+        values["train/examples_per_s"] = self.window.get("examples", 0.0) / max(self.window.get("seconds", 0.0), 1e-9)
         if self.probe is not None and self.distill and self.pairs:
             align, _ = self.probe.measure(self.models.student, self.pairs, with_grams=False)
             values.update(align)
@@ -176,19 +177,21 @@ class Engine:
         state.epoch = self.order.epoch_of(start_step * tr.grad_accum)
         self.models.student.train()
         last: dict[str, float] = {}
-        tic = time.perf_counter()
         step = start_step
         while step < self.total_steps:
             if control.should_stop:  # set before this step (e.g. a cancel seen while starting up)
                 self.save(reporter)
                 return "stopped", last
+            tic = time.perf_counter()
             self.optimizer_step(step)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # honest step times for the throughput metric
+            self.window["seconds"] = self.window.get("seconds", 0.0) + time.perf_counter() - tic
             step += 1
             state.step, state.epoch = step, self.order.epoch_of(step * tr.grad_accum)
             reporter.hook("on_step_end")
             if step % tr.log_every == 0 or step == self.total_steps:
-                last = self.log_window(reporter, time.perf_counter() - tic)
-                tic = time.perf_counter()
+                last = self.log_window(reporter)
             if tr.gram_every and (step % tr.gram_every == 0 or step == self.total_steps):
                 self.gram_snapshot(reporter)
             if (tr.eval_every and step % tr.eval_every == 0 and step < self.total_steps) or control.should_evaluate:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from geokd_core.cli import core_commands
 from geokd_core.spec import json_schema, load_spec
-from tests.core.conftest import distill_spec
+from tests.utils.job_specs import distill_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

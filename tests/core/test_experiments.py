@@ -252,3 +252,28 @@ def test_instruct_data_files_exist() -> None:
         pytest.skip("no ../shared/data/instruct")
     assert (root / instruct.TRAIN_FILE).is_file()
     assert all((root / p).is_file() for p in instruct.EVAL_SETS.values())
+
+
+def test_instruct_reproduce_report(tmp_path: Path) -> None:
+    from geokd_core.experiments import instruct
+
+    def score(spec: dict[str, Any]) -> dict[str, float]:
+        tags = spec["tags"]
+        base = {"teacher": 30.0, "kd_only": 20.0, "procrustes_kd": 22.0, "gram_kd": 21.0}[tags["method"]]
+        return {f"{s}/rougeL": base + int(tags["seed"]) + i for i, s in enumerate(["dev", *instruct.EVAL_SETS])}
+
+    svc = FakeService(score)
+    methods = [instruct.METHOD_BY_NAME[m] for m in instruct.DEFAULT_METHODS]
+    md_path, js_path = instruct.reproduce(
+        svc, methods=methods, seeds=[0, 1], budget=instruct.get_budget("small"), data_root=Path("/d"),
+        teacher=instruct.teacher_ref(Path("/t"), instruct.GGUF_FILE), out_dir=tmp_path, poll_s=0.0,
+        log=lambda _: None)
+    assert svc.submits == 7
+    report = json.loads(js_path.read_text())
+    tb = report["tables"][0]
+    assert tb["columns"][1] == "Dolly (ROUGE-L)" and tb["teacher"]["Dolly (ROUGE-L)"] == 31.0
+    rows = {r["method"]: r["entries"]["Vicuna (ROUGE-L)"] for r in tb["rows"]}
+    assert rows["procrustes_kd"]["mean"] == pytest.approx(22.0 + 0.5 + 3) and rows["gram_kd"]["n"] == 2
+    pairs = {(s["target"], s["baseline"], s["column"]): s["mean_diff"] for s in report["significance"]}
+    assert pairs[("procrustes_kd", "kd_only", "S-NI (ROUGE-L)")] == pytest.approx(2.0)
+    assert ("gram_kd", "kd_only", "Dolly (ROUGE-L)") in pairs and "| Gram + KD |" in md_path.read_text()

@@ -94,7 +94,7 @@ def test_gram_invariances() -> None:
 
 
 @pytest.mark.parametrize("fn", [gram, cka, cka_debiased], ids=["gram", "cka", "cka_debiased"])
-@pytest.mark.parametrize("n,d_s,d_t", [(9, 3, 5), (5, 8, 10), (40, 3, 4)])
+@pytest.mark.parametrize("n,d_s,d_t", [(9, 3, 5), (5, 8, 10), (16, 3, 4)])
 def test_gradcheck_float64(fn, n: int, d_s: int, d_t: int) -> None:  # type: ignore[no-untyped-def]
     g = torch.Generator().manual_seed(4)
     s = torch.randn(n, d_s, dtype=torch.float64, generator=g, requires_grad=True)

@@ -189,3 +189,54 @@ def test_shape_errors() -> None:
         procrustes(torch.randn(4, 3), torch.randn(5, 3))
     with pytest.raises(ValueError, match=r"\[n, d\]"):
         procrustes(torch.randn(4, 3, 2), torch.randn(4, 3))
+
+
+@pytest.mark.parametrize(
+    "case,branch",
+    [("random", "float32"), ("square", "refine"), ("graded", "float64"), ("random64", "float64-input")],
+)
+@pytest.mark.parametrize("tall", [False, True])
+def test_polar_factor_branches_match_numpy_svd(case: str, branch: str, tall: bool) -> None:
+    """Every branch of the d-space route returns U V^T and sum(sigma) of numpy's SVD."""
+    from geokd_core.losses._polar_d import polar_d
+
+    g = torch.Generator().manual_seed(7)
+    if case == "random" or case == "random64":
+        M = torch.randn(40, 90, dtype=torch.float64, generator=g)
+    elif case == "square":  # the OPT-like spectrum: a few tiny singular values
+        s = torch.randn(256, 256, dtype=torch.float64, generator=g)
+        M = (s - s.mean(0)).T @ torch.randn(256, 640, dtype=torch.float64, generator=g)
+    else:
+        M = _graded(48, 48, -3.0, g).T @ torch.randn(48, 100, dtype=torch.float64, generator=g)
+    M = M / torch.linalg.matrix_norm(M, ord="nuc")
+    M = M.T if tall else M
+    u, sig, vt = np.linalg.svd(M.numpy(), full_matrices=False)
+    rank = int((sig > sig[0] * 1e-12).sum())
+    ref_p = u[:, :rank] @ vt[:rank]
+    inp = M if branch == "float64-input" else M.float()
+    rank_max = 255 if case == "square" else min(M.shape)
+    res = polar_d(inp, rank_max)
+    got_p = res.polar().double().numpy()
+    assert float(res.nuc) == pytest.approx(float(sig.sum()), rel=1e-6)
+    assert np.linalg.norm(got_p - ref_p) <= 1e-4 * np.linalg.norm(ref_p)
+    # the factored product used by the gradient equals the explicit one
+    x = torch.randn(7, M.shape[1], dtype=inp.dtype, generator=g)
+    assert torch.allclose(res.times_PT(x), x @ res.polar().T, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["procrustes", "gram", "cka"])
+def test_autocast_does_not_lower_the_loss_precision(name: str) -> None:
+    from geokd_core import losses
+
+    g = torch.Generator().manual_seed(8)
+    s = torch.randn(128, 16, generator=g, requires_grad=True)
+    t = torch.randn(128, 24, generator=g)
+    fn = losses.get(name)
+    ref = fn(s, t)
+    (g_ref,) = torch.autograd.grad(ref, s)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = fn(s, t)
+    (g_got,) = torch.autograd.grad(got, s)
+    assert got.dtype == torch.float32
+    assert float(got) == pytest.approx(float(ref), abs=1e-6)
+    assert torch.allclose(g_got, g_ref, atol=1e-6)

@@ -14,7 +14,7 @@ from geokd_core.callbacks import Callback, EventCollector, StopWhen, TrainerCont
 from geokd_core.events import EventType
 from geokd_core.run import run_job
 from geokd_core.spec import load_spec
-from tests.core.conftest import distill_spec
+from tests.utils.job_specs import distill_spec
 
 
 class HookRecorder(Callback):

@@ -21,7 +21,7 @@ from geokd_core.run import run_job
 from geokd_core.spec import DataSpec, ModelRef, load_spec
 from geokd_core.training.forward import teacher_targets
 from geokd_core.training.teacher_cache import build_teacher_cache
-from tests.core.conftest import distill_spec
+from tests.utils.job_specs import distill_spec
 
 FP16_REL = 2.0 ** -11
 

@@ -13,7 +13,7 @@ from geokd_core.run import run_job
 from geokd_core.spec import load_spec
 from geokd_core.training.batches import BatchOrder, total_steps
 from geokd_core.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from tests.core.conftest import distill_spec
+from tests.utils.job_specs import distill_spec
 
 
 class StopAt(Callback):

@@ -64,7 +64,7 @@ def test_duplicate_delivery_runs_once(svc_worker: tuple[Service, LiveWorker]) ->
 
 def test_cancel_running_then_retry_resumes(redis_service: Service) -> None:
     svc = redis_service
-    steps = 400
+    steps = 800
     job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=100))
     svc.client.wait_step(job_id, 20)
     svc.client.cancel(job_id)
@@ -116,3 +116,22 @@ def test_bad_data_fails_readably(redis_service: Service, tmp_path: Path) -> None
     logs = svc.client.logs(job_id)
     assert job["error"] in logs
     assert any("Traceback" in line or line.strip().startswith("File ") for line in logs), logs[-20:]
+
+
+def test_preflight_runs_on_a_worker(redis_service: Service) -> None:
+    svc = redis_service
+    ok = svc.client.http.post("/jobs/validate", params={"preflight": "true"}, json=synthetic_spec(steps=5))
+    assert ok.status_code == 200 and ok.json()["valid"] is True, ok.text
+    # A model directory without config.json passes the API's own path checks; only the worker's
+    # preflight, which tries to resolve the model, can refuse it.
+    empty = svc.api.home / "models" / "empty-model"
+    empty.mkdir(parents=True)
+    (svc.api.home / "data").mkdir(exist_ok=True)
+    data = svc.api.home / "data" / "preflight-train.jsonl"
+    data.write_text('{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n')
+    spec = {"name": "pf", "kind": "finetune", "student": {"model": str(empty)},
+            "data": {"source": "file", "path": str(data), "text_columns": ["text"], "label_column": "label"},
+            "train": {"max_steps": 1, "batch_size": 2, "device": "cpu"}}
+    bad = svc.client.http.post("/jobs/validate", params={"preflight": "true"}, json=spec)
+    assert bad.status_code == 422, bad.text
+    assert any(p["loc"][:2] == ["body", "student"] or p["loc"][:1] == ["student"] for p in bad.json()["detail"]), bad.text

@@ -25,7 +25,7 @@ def parent_pid(pid: int) -> int:
 
 
 def test_worker_sigkill_resumes_from_checkpoint(tmp_path: Path, redis_url: str) -> None:
-    steps = 500
+    steps = 800
     with running_service(tmp_path / "home", redis_url) as svc:
         workers = [svc.workers.start(), svc.workers.start()]
         job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=50))
@@ -82,3 +82,22 @@ def test_redis_restart_mid_job(tmp_path: Path) -> None:
             assert "Connection to broker lost" in worker.log()
     finally:
         redis.kill()
+
+
+def test_worker_sigterm_checkpoints_and_another_resumes(tmp_path: Path, redis_url: str) -> None:
+    # `docker stop` / Ctrl-C: a warm shutdown passes SIGTERM to the running job, which writes and
+    # uploads a final checkpoint and stops without finishing; the reaper re-queues it.
+    steps = 800
+    with running_service(tmp_path / "home", redis_url) as svc:
+        first = svc.workers.start()
+        job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=None))
+        svc.client.wait_step(job_id, 60)
+        assert first.stop(timeout_s=30) == 0  # exits by itself, well before the SIGKILL fallback
+        logs = svc.client.logs(job_id)
+        assert any("worker shutdown" in line and "final checkpoint" in line for line in logs), logs
+        svc.workers.start()
+        job = svc.client.wait_finished(job_id, timeout_s=120)
+        assert job["status"] == "SUCCEEDED" and job["attempt"] == 2, job
+        # checkpoint_every=None: the only checkpoint is the one written at shutdown.
+        assert any(line.startswith("resuming attempt 2") for line in svc.client.logs(job_id))
+        assert series_steps(svc.client.metrics(job_id), SERIES) == expected_steps(steps, 10)

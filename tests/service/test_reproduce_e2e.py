@@ -21,12 +21,17 @@ from tests.utils.tiny_models import make_bert_dir
 
 pytestmark = pytest.mark.slow
 
+# Load the engine once in the worker's main process: each job then forks with it imported
+# (max_tasks_per_child=1), instead of importing transformers per job.
+PRELOAD = ",".join(["torch", "torch._dynamo", "transformers", "transformers.models.bert.modeling_bert",
+                    "geokd_core.train", "geokd_core.data", "geokd_core.evaluate"])
+
 
 def _reproduce(api, out: Path, glue: Path, teacher: Path, models: Path) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-c", "from geokd_core.cli import main; main()", "reproduce", "glue",
            "--budget", "tiny", "--tasks", "rte", "--methods", "kd_only,procrustes_kd", "--seeds", "2",
            "--settings", "L2-init", "--data", str(glue), "--base-model", str(teacher), "--out", str(out),
-           "--models-dir", str(models), "--api-url", api.base_url, "--api-key", api.admin_key, "--poll", "0.2"]
+           "--models-dir", str(models), "--api-url", api.base_url, "--api-key", api.admin_key, "--poll", "0.2", "--concurrency", "3"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=150)
 
 
@@ -38,7 +43,7 @@ def test_reproduce_glue_through_the_service(tmp_path: Path) -> None:
     out = tmp_path / "results" / "glue"
     with live_api(tmp_path / "home", env=env) as api:
         worker = start_worker(api.base_url, api.worker_token, api.home, f"sqla+sqlite:///{api.home / 'broker.db'}",
-                              extra_env=env)
+                              extra_env={**env, "GEOKD_WORKER_PRELOAD": PRELOAD}, concurrency=2)
         try:
             first = _reproduce(api, out, glue, teacher, model_root / "teachers")
             assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:] + worker.log()[-3000:]

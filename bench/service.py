@@ -1,0 +1,223 @@
+"""Service benchmark: read latency under load, submit→RUNNING, event latency (real processes).
+
+    .venv/bin/python -m bench.service [--repeats 3] [--clients 50] [--requests 20] [--no-redis]
+
+Everything runs on loopback: a uvicorn API (``tests/utils/live_api.py``) and a Celery worker
+subprocess (``tests/utils/live_worker.py``), with Redis (a private DB of 127.0.0.1:6379) and with
+the embedded SQLite broker. Measured:
+
+- ``GET /jobs/{id}`` and ``GET /jobs/{id}/metrics`` p50/p99 with ``--clients`` concurrent clients
+  (asyncio, one connection each), ``--requests`` requests per client and endpoint.
+- submit→RUNNING: from sending ``POST /jobs`` to the job's ``started_at`` (the claim), by the
+  API's own timestamps (``started_at - created_at``) and as a polling client observes it.
+- event latency: engine ``Event.ts`` (set when the engine emits) → an SSE client receives it,
+  through the worker's batching sink, the API's store and the SSE poll.
+
+Medians over ``--repeats``; JSON to ``bench/out/service.json`` and a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._timing import environment, write_json  # noqa: E402
+from tests.service.harness import FAST_RELIABILITY_ENV, synthetic_spec  # noqa: E402
+from tests.utils.live_api import LiveApi, live_api  # noqa: E402
+from tests.utils.live_worker import start_worker  # noqa: E402
+from tests.utils.redis_server import SHARED, delete_celery_keys, pick_empty_db, shared_redis_available  # noqa: E402
+
+FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+def percentile(xs: list[float], q: float) -> float:
+    """``q``-th percentile (0–100) by linear interpolation between order statistics."""
+    s = sorted(xs)
+    k = (len(s) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def wait_finished(http: httpx.Client, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = http.get(f"/jobs/{job_id}").json()
+        if job["status"] in FINISHED:
+            return job
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id} did not finish")
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+# ---- reads under load ---------------------------------------------------------------------------
+async def _client(base: str, headers: dict[str, str], job_id: str, n: int, out: dict[str, list[float]]) -> None:
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
+        for _ in range(n):
+            for name, path in (("job", f"/jobs/{job_id}"), ("metrics", f"/jobs/{job_id}/metrics")):
+                t0 = time.perf_counter()
+                r = await http.get(path)
+                out[name].append(time.perf_counter() - t0)
+                r.raise_for_status()
+
+
+def read_latency(api: LiveApi, job_id: str, clients: int, requests: int) -> dict[str, float]:
+    out: dict[str, list[float]] = {"job": [], "metrics": []}
+
+    async def run() -> None:
+        await asyncio.gather(*(_client(f"{api.base_url}/api/v1", api.headers, job_id, requests, out)
+                               for _ in range(clients)))
+
+    t0 = time.perf_counter()
+    asyncio.run(run())
+    wall = time.perf_counter() - t0
+    res = {"throughput_rps": (len(out["job"]) + len(out["metrics"])) / wall}
+    for name, xs in out.items():
+        res[f"{name}_p50_ms"] = percentile(xs, 50) * 1e3
+        res[f"{name}_p99_ms"] = percentile(xs, 99) * 1e3
+    return res
+
+
+# ---- submit → RUNNING ---------------------------------------------------------------------------
+def submit_to_running(http: httpx.Client) -> dict[str, float]:
+    t0 = time.time()
+    job_id = http.post("/jobs", json=synthetic_spec(steps=5, log_every=5, checkpoint_every=None)).json()["id"]
+    observed = None
+    while observed is None:
+        job = http.get(f"/jobs/{job_id}").json()
+        if job["status"] != "QUEUED":
+            observed = time.time() - t0
+        else:
+            time.sleep(0.005)
+    job = wait_finished(http, job_id)
+    time.sleep(0.5)  # the worker forks a fresh child after each job (max_tasks_per_child=1)
+    return {"server_ms": (_ts(job["started_at"]) - _ts(job["created_at"])) * 1e3, "observed_ms": observed * 1e3}
+
+
+# ---- event latency ---------------------------------------------------------------------------------
+def event_latency(api: LiveApi, http: httpx.Client) -> dict[str, float]:
+    spec = synthetic_spec(steps=300, log_every=5, checkpoint_every=100)
+    job_id = http.post("/jobs", json=spec).json()["id"]
+    lat: list[float] = []
+    connected = time.time()
+    with httpx.stream("GET", f"{api.base_url}/api/v1/jobs/{job_id}/events", headers=api.headers,
+                      timeout=httpx.Timeout(30, read=60)) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                now = time.time()
+                ev = json.loads(line[5:])
+                if ev["type"] in ("metric", "progress", "log", "gram", "checkpoint") and ev["ts"] >= connected:
+                    lat.append(now - ev["ts"])
+    time.sleep(0.5)
+    return {"median_ms": statistics.median(lat) * 1e3, "p95_ms": percentile(lat, 95) * 1e3,
+            "max_ms": max(lat) * 1e3, "events": len(lat)}
+
+
+# ---- driver ------------------------------------------------------------------------------------------
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def bench_broker(label: str, broker_url: str | None, home: Path, args: argparse.Namespace) -> dict[str, Any]:
+    env = dict(FAST_RELIABILITY_ENV, GEOKD_STALE_AFTER_S="30")
+    if broker_url:
+        env["GEOKD_BROKER_URL"] = broker_url
+    with live_api(home, env=env) as api:
+        worker = start_worker(api.base_url, api.worker_token, home / "worker",
+                              broker_url or f"sqla+sqlite:///{home / 'broker.db'}", extra_env=env)
+        http = httpx.Client(base_url=f"{api.base_url}/api/v1", headers=api.headers, timeout=30)
+        try:
+            submit_to_running(http)  # warm-up: first child fork, first claim
+            res: dict[str, Any] = {
+                "submit_to_running": median_of([submit_to_running(http) for _ in range(args.submits)]),
+                "event_latency": median_of([event_latency(api, http) for _ in range(args.repeats)]),
+            }
+            if not args.skip_reads and label == "redis":
+                job_id = http.post("/jobs", json=synthetic_spec(steps=300, log_every=5, losses=("procrustes", "gram")))
+                wait_finished(http, job_id.json()["id"])
+                jid = job_id.json()["id"]
+                read_latency(api, jid, 5, 2)  # warm-up
+                res["reads"] = median_of([read_latency(api, jid, args.clients, args.requests)
+                                          for _ in range(args.repeats)])
+                # One client: the service time itself, without queueing behind 49 others.
+                res["reads_1_client"] = median_of([read_latency(api, jid, 1, 50) for _ in range(args.repeats)])
+                res["reads"]["metric_points"] = sum(
+                    len(s["steps"]) for s in http.get(f"/jobs/{jid}/metrics").json()["series"].values())
+            return res
+        finally:
+            http.close()
+            worker.kill()
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = ["| measurement | redis | embedded (SQLite) | target |", "|---|---|---|---|"]
+    r, e = results.get("redis", {}), results.get("embedded", {})
+
+    def cell(d: dict[str, Any], *keys: str) -> str:
+        for k in keys:
+            d = d.get(k, {}) if isinstance(d, dict) else {}
+        return f"{d:.1f}" if isinstance(d, float) else "–"
+
+    rows += [
+        f"| GET /jobs/{{id}} p50 / p99 ms ({results['params']['clients']} clients) | "
+        f"{cell(r, 'reads', 'job_p50_ms')} / {cell(r, 'reads', 'job_p99_ms')} | – | p99 < 50 |",
+        f"| GET /jobs/{{id}}/metrics p50 / p99 ms | {cell(r, 'reads', 'metrics_p50_ms')} / "
+        f"{cell(r, 'reads', 'metrics_p99_ms')} | – | p99 < 50 |",
+        f"| reads throughput req/s | {cell(r, 'reads', 'throughput_rps')} | – | |",
+        f"| GET /jobs/{{id}} p50 / p99 ms (1 client) | {cell(r, 'reads_1_client', 'job_p50_ms')} / "
+        f"{cell(r, 'reads_1_client', 'job_p99_ms')} | – | |",
+        f"| GET /jobs/{{id}}/metrics p50 / p99 ms (1 client) | {cell(r, 'reads_1_client', 'metrics_p50_ms')} / "
+        f"{cell(r, 'reads_1_client', 'metrics_p99_ms')} | – | |",
+        f"| submit→RUNNING ms (API timestamps) | {cell(r, 'submit_to_running', 'server_ms')} | "
+        f"{cell(e, 'submit_to_running', 'server_ms')} | < 1000 (Redis) |",
+        f"| submit→RUNNING ms (client polling) | {cell(r, 'submit_to_running', 'observed_ms')} | "
+        f"{cell(e, 'submit_to_running', 'observed_ms')} | |",
+        f"| event latency median / p95 ms (emit→SSE) | {cell(r, 'event_latency', 'median_ms')} / "
+        f"{cell(r, 'event_latency', 'p95_ms')} | {cell(e, 'event_latency', 'median_ms')} / "
+        f"{cell(e, 'event_latency', 'p95_ms')} | < 1000 |",
+    ]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--submits", type=int, default=5, help="submit→RUNNING samples per broker")
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--requests", type=int, default=20, help="requests per client and endpoint")
+    p.add_argument("--no-redis", action="store_true")
+    p.add_argument("--skip-reads", action="store_true")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "service.json")
+    args = p.parse_args(argv)
+    results: dict[str, Any] = {"params": vars(args) | {"out": str(args.out)}, "environment": environment()}
+    with tempfile.TemporaryDirectory(prefix="geokd-bench-") as tmp:
+        if not args.no_redis and shared_redis_available():
+            url = f"{SHARED}/{pick_empty_db()}"
+            try:
+                results["redis"] = bench_broker("redis", url, Path(tmp) / "redis", args)
+            finally:
+                delete_celery_keys(url)
+        results["embedded"] = bench_broker("embedded", None, Path(tmp) / "embedded", args)
+    results["table"] = table(results)
+    write_json(results, args.out)
+    print(results["table"])
+    return results
+
+
+if __name__ == "__main__":
+    main()
