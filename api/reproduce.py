@@ -9,7 +9,8 @@ the command line.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,19 +24,48 @@ reproduce_app = typer.Typer(help="Reproduce the paper's experiments through the 
 
 
 class HttpBackend:
-    """The runner's four calls on the REST API (``api.client.GeokdClient`` plus artifact download)."""
+    """The runner's four calls on the REST API (``api.client.GeokdClient`` plus artifact download).
 
-    def __init__(self, client: GeokdClient) -> None:
+    A reproduction runs for hours: a dropped connection or a 5xx (API restart) is retried with
+    backoff instead of ending the run. Submits are idempotent (keyed by spec hash), so retrying them
+    is safe too.
+    """
+
+    def __init__(self, client: GeokdClient, attempts: int = 6, backoff_s: float = 1.0) -> None:
         self.client = client
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+
+    def _retrying(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        import httpx
+
+        from api.client import ApiError
+
+        for attempt in range(self.attempts):
+            try:
+                return call()
+            except (httpx.TransportError, ApiError) as exc:
+                transient = isinstance(exc, httpx.TransportError) or exc.status_code >= 500
+                if not transient or attempt == self.attempts - 1:
+                    raise
+                time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
 
     def submit(self, spec: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-        return self.client.submit(spec, idempotency_key)
+        return self._retrying(lambda: self.client.submit(spec, idempotency_key))
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self.client.job(job_id)
+        return self._retrying(lambda: self.client.job(job_id))
 
     def retry(self, job_id: str) -> dict[str, Any]:
-        return self.client.retry(job_id)
+        from api.client import ApiError
+
+        try:
+            return self._retrying(lambda: self.client.retry(job_id))
+        except ApiError as exc:
+            if exc.status_code != 409:
+                raise
+            return self.job(job_id)  # already re-queued (e.g. a retried request whose answer was lost)
 
     def download(self, job_id: str, name: str, dest: Path) -> Path:
         from api.client import ApiError

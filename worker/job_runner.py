@@ -30,7 +30,15 @@ from geokd_core.errors import GeokdError
 from geokd_core.events import Event, EventType
 from geokd_core.settings import Settings
 from geokd_core.spec import JobSpec
-from worker.api_client import Claim, JobNotFound, LeaseLost, WorkerApiClient, call_with_retry, worker_name
+from worker.api_client import (
+    ApiUnavailable,
+    Claim,
+    JobNotFound,
+    LeaseLost,
+    WorkerApiClient,
+    call_with_retry,
+    worker_name,
+)
 from worker.packaging import collect_artifacts, extract_checkpoint, json_safe
 from worker.sink import ApiEventSink
 
@@ -158,6 +166,10 @@ def _finish(client: WorkerApiClient, job_id: str, claim: Claim, status: str, err
         call_with_retry(lambda: client.finish(job_id, claim.lease, status, error, summary))
     except LeaseLost:
         return "lease lost"
+    except ApiUnavailable:
+        # Heartbeats have stopped: the reaper re-queues the job, which resumes from its checkpoint.
+        log.error("job %s: could not report %s to the API; leaving it to the reaper", job_id, status)
+        return "finish not delivered"
     return status
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from geokd_core.callbacks import Callback, TrainerControl, TrainerState
 from geokd_core.events import Event, EventType
-from worker.api_client import ApiUnavailable, LeaseLost, WorkerApiClient
+from worker.api_client import ApiUnavailable, JobNotFound, LeaseLost, WorkerApiClient
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class ApiEventSink(Callback):
                 log.warning("API unavailable (%s); retrying in %.1fs", exc, delay)
                 self._closing.wait(delay)
                 delay = min(delay * 2, 5.0)
-            except LeaseLost:
+            except (LeaseLost, JobNotFound):  # re-queued to another worker, or deleted
                 log.warning("lease on job %s lost; stopping the run", self.job_id)
                 self.lease_lost = True
             except Exception:  # never let the sink thread die silently: the job would look stale
@@ -187,6 +187,6 @@ class ApiEventSink(Callback):
                     return False
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-            except LeaseLost:
+            except (LeaseLost, JobNotFound):
                 self.lease_lost = True
         return not self.pending()

@@ -13,24 +13,32 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.signals import worker_init, worker_shutting_down
 from pydantic import ValidationError
 
 from geokd_core.settings import get_settings
 from geokd_core.spec import JobSpec
+from worker.api_client import ApiUnavailable
 from worker.celery_app import PREFLIGHT, RUN_JOB
 from worker.job_runner import run_claimed_job
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 30
 # httpx logs every request at INFO: one line per event batch would drown the worker log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-@shared_task(name=RUN_JOB, ignore_result=True)
-def run_job(job_id: str) -> str:
+@shared_task(name=RUN_JOB, ignore_result=True, bind=True, max_retries=None)
+def run_job(self: Task, job_id: str) -> str:
     """Run one delivery of ``job_id`` (a duplicate delivery returns ``"duplicate"`` at once)."""
-    outcome = run_claimed_job(job_id, get_settings())
+    try:
+        outcome = run_claimed_job(job_id, get_settings())
+    except ApiUnavailable as exc:
+        # The API stayed unreachable through every retry before the claim: the message was already
+        # acknowledged, so put the job back on the broker rather than leave it QUEUED forever.
+        log.warning("job %s: API unreachable (%s); re-sending the task in %ss", job_id, exc, RETRY_AFTER_S)
+        raise self.retry(countdown=RETRY_AFTER_S, exc=exc) from exc
     log.info("job %s: %s", job_id, outcome)
     return outcome
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -71,7 +72,7 @@ def wait_healthy(api_url: str, proc: subprocess.Popen[bytes], timeout_s: float =
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the API exited with code {proc.returncode}")
+            raise RuntimeError(f"the API exited with code {proc.returncode} (its log is in GEOKD_HOME/logs/api.log)")
         try:
             if httpx.get(f"{api_url}/api/v1/healthz", timeout=1.0).status_code == 200:
                 return
@@ -98,11 +99,19 @@ def _die_with_parent() -> None:
 class Children:
     """Started processes by role, stopped in reverse dependency order."""
 
+    log_dir: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
+    def log_path(self, role: str) -> Path:
+        return self.log_dir / f"{role}.log"
+
     def start(self, role: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        # Each child logs to its own file, so the terminal shows this summary, not three streams.
         # Own session: a terminal Ctrl-C reaches only the supervisor, which orders the shutdown.
-        self.procs[role] = subprocess.Popen(args, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path(role).open("ab") as log:
+            self.procs[role] = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True, preexec_fn=_die_with_parent)
         return self.procs[role]
 
     def first_exited(self) -> str | None:
@@ -133,7 +142,7 @@ def run_local_service(demo: bool = True, dashboard: bool = True) -> int:
                 f"{api_url} can submit, read and cancel jobs.\n!! For a shared machine run "
                 "`geokd api` + `geokd worker` with GEOKD_AUTH_ENABLED=true.\n" + "!" * 78,
                 fg=typer.colors.RED, bold=True, err=True)
-    children = Children()
+    children = Children(log_dir=settings.home / "logs")
     stop_requested = False
 
     def _request_stop(*_: Any) -> None:
@@ -152,6 +161,7 @@ def run_local_service(demo: bool = True, dashboard: bool = True) -> int:
             dash_url = f"http://127.0.0.1:{settings.dashboard_port}"
         typer.echo(f"geokd is up (home {settings.home}; broker: {broker})")
         typer.echo("  processes  " + ", ".join(f"{r} pid {p.pid}" for r, p in children.procs.items()))
+        typer.echo(f"  logs       {children.log_dir}/{{{','.join(children.procs)}}}.log")
         typer.echo(f"  API        {api_url}/api/v1   (docs {api_url}/docs)")
         if dash_url:
             typer.echo(f"  dashboard  {dash_url}")
@@ -162,8 +172,8 @@ def run_local_service(demo: bool = True, dashboard: bool = True) -> int:
         while not stop_requested:
             dead = children.first_exited()
             if dead:
-                typer.secho(f"{dead} exited (code {children.procs[dead].returncode}); stopping",
-                            fg=typer.colors.RED, err=True)
+                typer.secho(f"{dead} exited (code {children.procs[dead].returncode}); stopping. "
+                            f"See {children.log_path(dead)}", fg=typer.colors.RED, err=True)
                 return 1
             time.sleep(0.5)
         return 0

@@ -29,6 +29,7 @@ def full_precision(fn: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
+
 __all__ = [
     "as_matrix",
     "center_and_normalize",

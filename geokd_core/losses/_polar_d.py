@@ -142,6 +142,4 @@ def _refine_small(Mw: Tensor, lam: Tensor, U: Tensor, k: int, rank_max: int, wid
     W = (Q_L / sig_L) @ Q_L.T  # large part: float32 is accurate
     # Small part: 1 / sig_S amplifies rounding, so Z_S = diag(1/sig_S) U_S^T M in float64.
     Z_S = (U_S.T @ M64) / sig_S.unsqueeze(1)
-    return PolarD(
-        nuc=nuc.to(Mw.dtype), wide=wide, Mw=Mw, W=W, U_S=U_S.to(Mw.dtype), Z_S=Z_S.to(Mw.dtype)
-    )
+    return PolarD(nuc=nuc.to(Mw.dtype), wide=wide, Mw=Mw, W=W, U_S=U_S.to(Mw.dtype), Z_S=Z_S.to(Mw.dtype))

@@ -43,9 +43,8 @@ def polar_n(s: Tensor, t: Tensor, rank_max: int, need_s: bool, need_t: bool) -> 
             sw, tw = s.to(dtype), t.to(dtype)
             Ks, Kt = sw @ sw.T, tw @ tw.T
             lam_s, E, ok_s = eig_psd(Ks, rank_max)
-            if lam_s.numel() == 0:
-                return PolarN(nuc=s.new_zeros(()), G_s=torch.zeros_like(Ks).to(out_dtype) if need_s else None,
-                              G_t=torch.zeros_like(Ks).to(out_dtype) if need_t else None)
+            if lam_s.numel() == 0:  # all-zero student
+                return _zero(Ks, out_dtype, need_s, need_t)
             r_s = lam_s.sqrt()
             EA = E * r_s.sqrt()  # A = EA @ EA^T = K_s^{1/2}
             A = EA @ EA.T
@@ -53,9 +52,8 @@ def polar_n(s: Tensor, t: Tensor, rank_max: int, need_s: bool, need_t: bool) -> 
             mu, V, ok_x = eig_psd(X, rank_max)
             if (ok_s and ok_x) or dtype == torch.float64:
                 break
-        if mu.numel() == 0:
-            zeros = torch.zeros_like(Ks).to(out_dtype)
-            return PolarN(nuc=s.new_zeros(()), G_s=zeros if need_s else None, G_t=zeros if need_t else None)
+        if mu.numel() == 0:  # s^T t = 0
+            return _zero(Ks, out_dtype, need_s, need_t)
         sig = mu.sqrt()
         Xih = (V / sig) @ V.T  # X^{+1/2}
         G_s = G_t = None
@@ -65,3 +63,8 @@ def polar_n(s: Tensor, t: Tensor, rank_max: int, need_s: bool, need_t: bool) -> 
         if need_t:
             G_t = (A @ Xih @ A).to(out_dtype)
         return PolarN(nuc=sig.sum().to(out_dtype), G_s=G_s, G_t=G_t)
+
+
+def _zero(K: Tensor, dtype: torch.dtype, need_s: bool, need_t: bool) -> PolarN:
+    zeros = torch.zeros_like(K, dtype=dtype)
+    return PolarN(nuc=zeros.new_zeros(()), G_s=zeros if need_s else None, G_t=zeros if need_t else None)

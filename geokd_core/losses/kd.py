@@ -95,7 +95,9 @@ def kd(
         total, count = per.sum(), per.new_tensor(float(per.numel()))
     else:
         if mask.shape != per.shape:
-            raise ValueError(f"mask shape {tuple(mask.shape)} must equal the logits' leading shape {tuple(per.shape)}")
+            raise ValueError(
+                f"mask shape {tuple(mask.shape)} must equal the logits' leading shape {tuple(per.shape)}"
+            )
         m = mask.to(per.dtype)
         total, count = (per * m).sum(), m.sum()
     return temperature**2 * total / count.clamp_min(1.0)

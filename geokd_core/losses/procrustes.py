@@ -93,4 +93,3 @@ def procrustes(s: Tensor, t: Tensor) -> Tensor:
     s_hat, t_hat = normalized_pair(s, t)
     nuc = nuclear_cross(s_hat, t_hat, centered=True)
     return s_hat.square().sum() + t_hat.square().sum() - 2.0 * nuc
-

@@ -73,4 +73,3 @@ def linproj(s: Tensor, t: Tensor, proj: nn.Module) -> Tensor:
     if out.shape != t_hat.shape:
         raise ValueError(f"proj(s) has shape {tuple(out.shape)} but the teacher is {tuple(t_hat.shape)}")
     return (out.to(t_hat.dtype) - t_hat).square().sum()
-

@@ -74,7 +74,9 @@ def test_preserved_orthogonal_pairs_against_brute_force(monkeypatch: pytest.Monk
     monkeypatch.setattr(geometry, "_BLOCK", 7)  # exercise the blocked loop with a ragged last block
     got = geometry.preserved_orthogonal_pairs(torch.from_numpy(teacher), torch.from_numpy(student), 0.15)
     assert got == expect and 0 < expect[0] < expect[1]
-    assert geometry.preserved_orthogonal_pairs(torch.from_numpy(teacher), torch.from_numpy(teacher), 0.15) == (
+    assert geometry.preserved_orthogonal_pairs(
+        torch.from_numpy(teacher), torch.from_numpy(teacher), 0.15
+    ) == (
         len(t_pairs),
         len(t_pairs),
     )

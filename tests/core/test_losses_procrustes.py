@@ -167,7 +167,10 @@ def test_ill_conditioned_float32_gradient_matches_float64(case: str) -> None:
     if case == "graded":
         s, t = _graded(64, 48, -3.0, g), torch.randn(64, 100, dtype=torch.float64, generator=g)
     else:
-        s, t = torch.randn(256, 256, dtype=torch.float64, generator=g), torch.randn(256, 640, dtype=torch.float64, generator=g)
+        s, t = (
+            torch.randn(256, 256, dtype=torch.float64, generator=g),
+            torch.randn(256, 640, dtype=torch.float64, generator=g),
+        )
     g32 = _finite_grad(s.float(), t.float()).double()
     g64 = _finite_grad(s, t)
     assert torch.linalg.norm(g32 - g64) <= 1e-3 * torch.linalg.norm(g64)

@@ -10,7 +10,10 @@ from geokd_core.losses import Projection, center_and_normalize, linproj, pool, p
 
 def test_linproj_is_squared_error_of_normalized_matrices() -> None:
     g = torch.Generator().manual_seed(0)
-    s, t = torch.randn(30, 5, dtype=torch.float64, generator=g), torch.randn(30, 8, dtype=torch.float64, generator=g)
+    s, t = (
+        torch.randn(30, 5, dtype=torch.float64, generator=g),
+        torch.randn(30, 8, dtype=torch.float64, generator=g),
+    )
     proj = Projection(5, 8).double()
     a = s - s.mean(0)
     a = a / a.square().sum().sqrt()
@@ -22,7 +25,10 @@ def test_linproj_is_squared_error_of_normalized_matrices() -> None:
 
 def test_orthogonal_projection_is_an_isometry_and_its_optimum_is_procrustes() -> None:
     g = torch.Generator().manual_seed(1)
-    s, t = torch.randn(40, 3, dtype=torch.float64, generator=g), torch.randn(40, 5, dtype=torch.float64, generator=g)
+    s, t = (
+        torch.randn(40, 3, dtype=torch.float64, generator=g),
+        torch.randn(40, 5, dtype=torch.float64, generator=g),
+    )
     proj = Projection(3, 5, kind="orthogonal").double()
     w = proj.linear.weight  # [5, 3]
     assert torch.allclose(w.T @ w, torch.eye(3, dtype=torch.float64), atol=1e-6)  # built in float32

@@ -82,3 +82,26 @@ def api_jobs(api) -> list[dict]:  # type: ignore[no-untyped-def]
     r = httpx.get(f"{api.base_url}/api/v1/jobs", headers=api.headers, params={"limit": 500})
     r.raise_for_status()
     return r.json()["items"]
+
+
+def test_http_backend_retries_transient_errors_only() -> None:
+    import httpx
+
+    from api.client import ApiError, GeokdClient
+    from api.reproduce import HttpBackend
+
+    answers = iter([httpx.Response(503, json={"detail": "restarting"}), httpx.Response(200, json={"id": "j1"}),
+                    httpx.Response(422, json={"detail": "bad spec"})])
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return next(answers)
+
+    client = GeokdClient("http://api.test", "k")
+    client.http = httpx.Client(base_url="http://api.test/api/v1", transport=httpx.MockTransport(handler))
+    backend = HttpBackend(client, backoff_s=0.0)
+    assert backend.job("j1") == {"id": "j1"} and calls == ["/api/v1/jobs/j1"] * 2
+    with pytest.raises(ApiError, match="bad spec"):
+        backend.submit({"kind": "x"}, "key")
+    assert len(calls) == 3  # a 4xx is not retried

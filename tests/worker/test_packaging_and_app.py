@@ -93,3 +93,30 @@ def test_celery_app_imports_no_torch() -> None:
     code = "import sys, worker.celery_app; print('torch' in sys.modules, 'geokd_core.run' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_call_with_retry_backs_off_then_succeeds() -> None:
+    from worker.api_client import ApiUnavailable, LeaseLost, call_with_retry
+
+    calls, sleeps = [], []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 4:
+            raise ApiUnavailable("503")
+        return "ok"
+
+    assert call_with_retry(flaky, sleep=sleeps.append) == "ok"
+    assert sleeps == [0.2, 0.4, 0.8]  # exponential backoff
+
+    def lost() -> None:
+        raise LeaseLost("409")
+
+    with pytest.raises(LeaseLost):  # retrying cannot fix a lost lease: no waiting at all
+        call_with_retry(lost, sleep=lambda _: pytest.fail("must not sleep"))
+
+    def down() -> None:
+        raise ApiUnavailable("down")
+
+    with pytest.raises(ApiUnavailable):
+        call_with_retry(down, deadline_s=0.0, sleep=lambda _: None)
