@@ -17,6 +17,7 @@ Rebuild the report from a copied runs store, without running anything:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -46,10 +47,8 @@ def report_only(out: Path, budget: glue.Budget, seeds: list[int], data: Path, ba
     alphas = {}
     for key in {(c.task, c.setting, c.method) for c in acells}:
         group = {c.alpha: store.done(c.spec_hash) for c in acells if (c.task, c.setting, c.method) == key}
-        try:
+        with contextlib.suppress(ValueError):
             alphas[key] = select_alpha(group, glue.holdout_key(key[0]))
-        except ValueError:
-            pass
     mcells = [c for c in glue.main_cells(tasks, methods, seeds, budget, teacher_dirs, data, alphas)
               if not glue.METHOD_BY_NAME[c.method].uses_alpha or (c.task, c.setting, c.method) in alphas]
     md, js = glue.write_glue_report(out, store, tcells, mcells, tasks, methods, seeds, budget, alphas)

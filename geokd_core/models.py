@@ -75,12 +75,18 @@ def _check_head(config: PretrainedConfig, task_type: str, num_labels: int, where
         )
 
 
-def load_pretrained(ref: ModelRef, task_type: str, num_labels: int, where: str) -> PreTrainedModel:
-    """Load ``ref.model`` (local dir or hub id, optionally a GGUF file) with the task's head."""
-    assert ref.model is not None
+def _load_kwargs(ref: ModelRef) -> dict[str, Any]:
+    """from_pretrained kwargs shared by config, model and tokenizer (remote code is never trusted)."""
     kwargs: dict[str, Any] = {"trust_remote_code": False, "revision": ref.revision}
     if ref.gguf_file:
         kwargs["gguf_file"] = ref.gguf_file
+    return kwargs
+
+
+def load_pretrained(ref: ModelRef, task_type: str, num_labels: int, where: str) -> PreTrainedModel:
+    """Load ``ref.model`` (local dir or hub id, optionally a GGUF file) with the task's head."""
+    assert ref.model is not None
+    kwargs = _load_kwargs(ref)
     try:
         config = AutoConfig.from_pretrained(ref.model, **kwargs)
     except (OSError, ValueError, KeyError, ImportError) as exc:
@@ -99,9 +105,7 @@ def load_pretrained(ref: ModelRef, task_type: str, num_labels: int, where: str) 
 def load_tokenizer(ref: ModelRef) -> Any:
     """The tokenizer stored with ``ref.model`` (pad token falls back to EOS for decoder-only models)."""
     assert ref.model is not None
-    kwargs: dict[str, Any] = {"trust_remote_code": False, "revision": ref.revision}
-    if ref.gguf_file:
-        kwargs["gguf_file"] = ref.gguf_file
+    kwargs = _load_kwargs(ref)
     try:
         tok = AutoTokenizer.from_pretrained(ref.model, **kwargs)
     except (OSError, ValueError, KeyError, ImportError) as exc:

@@ -109,7 +109,8 @@ BUDGETS: dict[str, Budget] = {
     # 2 CPU cores, about an hour for its default task (RTE), 5 seeds: 1 teacher + 20 α + 60 main jobs.
     # Measured through the service (03:50 UTC, load ≈ 7.5 on the shared 2 cores): one 16-step job
     # takes 46–79 s (L3-init) and 23–38 s (L3-H192); the teacher ≈ 4.4 s/step + ≈ 35 s of evaluation.
-    # That is ≈ 80 min for RTE at that load; on an idle machine steps are ≈ 2–3× faster.
+    # That is ≈ 80 min for RTE at that load. At load ≈ 0.5 (04:22 UTC) the same jobs took 20–25 s
+    # (L3-init) and 12–14 s (L3-H192): ≈ 30 min for RTE, ≈ 1 h for `--tasks rte,mrpc`.
     "small": Budget(
         "small", "CPU: RTE, 512 train rows (16 steps), 1 epoch, seq 64, batch 32, α ∈ {0.1, 0.5} on 256 held-out "
                  "train rows; teacher: 2000 rows, 2 epochs", ("rte",), 512, 256, None, 64, 1.0, 32, 1e-4, (0.1, 0.5),

@@ -27,11 +27,11 @@ PRELOAD = ",".join(["torch", "torch._dynamo", "transformers", "transformers.mode
                     "geokd_core.train", "geokd_core.data", "geokd_core.evaluate"])
 
 
-def _reproduce(api, out: Path, glue: Path, teacher: Path, models: Path) -> subprocess.CompletedProcess[str]:
+def _reproduce(api, out: Path, glue: Path, teacher: Path, models: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-c", "from geokd_core.cli import main; main()", "reproduce", "glue",
            "--budget", "tiny", "--tasks", "rte", "--methods", "kd_only,procrustes_kd", "--seeds", "2",
            "--settings", "L2-init", "--data", str(glue), "--base-model", str(teacher), "--out", str(out),
-           "--models-dir", str(models), "--api-url", api.base_url, "--api-key", api.admin_key, "--poll", "0.2", "--concurrency", "3"]
+           "--models-dir", str(models), "--api-url", api.base_url, "--api-key", api.admin_key, "--poll", "0.2", "--concurrency", "3", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=150)
 
 
@@ -45,18 +45,19 @@ def test_reproduce_glue_through_the_service(tmp_path: Path) -> None:
         worker = start_worker(api.base_url, api.worker_token, api.home, f"sqla+sqlite:///{api.home / 'broker.db'}",
                               extra_env={**env, "GEOKD_WORKER_PRELOAD": PRELOAD}, concurrency=2)
         try:
-            first = _reproduce(api, out, glue, teacher, model_root / "teachers")
+            first = _reproduce(api, out, glue, teacher, model_root / "teachers", "--delete-finished")
             assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:] + worker.log()[-3000:]
-            n_jobs = len(api_jobs(api))
+            kept = api_jobs(api)
             second = _reproduce(api, out, glue, teacher, model_root / "teachers")
             assert second.returncode == 0, second.stderr[-3000:]
-            assert len(api_jobs(api)) == n_jobs  # everything was skipped
+            assert api_jobs(api) == kept  # nothing resubmitted: the runs store answers for deleted jobs
         finally:
             worker.stop()
 
     runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
-    # teacher 1 + α (procrustes × 2 α) 2 + main (2 methods × 2 seeds, procrustes seed 0 reused) 3
-    assert n_jobs == 6 and len(runs) == 6
+    # teacher 1 + α (procrustes × 2 α) 2 + main (2 methods × 2 seeds, procrustes seed 0 reused) 3;
+    # --delete-finished removed the five student jobs from the service, the teacher stays.
+    assert len(runs) == 6 and [j["name"] for j in kept] == ["glue-rte-teacher-teacher-s0"]
     assert all(r["status"] == "SUCCEEDED" and r["metric"] == "accuracy" for r in runs), runs
     assert all(0.0 <= r["value"] <= 1.0 and r["wall_s"] > 0 for r in runs)
     assert len({r["spec_hash"] for r in runs}) == 6
