@@ -31,7 +31,12 @@ WORK = Path("/tmp/geokd-gpu")
 
 def plan_budget(args: argparse.Namespace) -> glue.Budget:
     settings = tuple(s for s in glue.SETTINGS if s.name in args.settings.split(","))
-    return replace(glue.get_budget("full"), tasks=tuple(args.tasks.split(",")), settings=settings,
+    description = (f"GPU, engine-direct (LocalBackend, {args.workers} processes on one GPU): "
+                   f"{args.tasks}, train {'all rows' if args.max_train is None else args.max_train} minus the "
+                   f"holdout, {args.epochs:g} epochs, seq {args.max_seq_len}, batch {args.batch_size}, "
+                   f"α ∈ {{{args.alpha_grid}}}")
+    return replace(glue.get_budget("full"), name="gpu", description=description,
+                   tasks=tuple(args.tasks.split(",")), settings=settings,
                    alpha_grid=tuple(float(a) for a in args.alpha_grid.split(",")), epochs=args.epochs,
                    teacher_epochs=args.epochs, max_seq_len=args.max_seq_len, batch_size=args.batch_size,
                    max_train_examples=args.max_train, teacher_max_train=args.max_train, device=args.device)

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+
+from geokd_core import stats as core_stats
 
 Group = tuple[str, float]  # (loss, alpha)
 
@@ -60,39 +61,22 @@ def paired(runs: pd.DataFrame, metric: str, baseline: Group, group: Group) -> pd
 
 
 def paired_ttest(values: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
-    """Two-sided paired t-test of ``values`` against ``baseline`` (same length n).
+    """Two-sided paired t-test of ``values`` against ``baseline``: (t, p); NaN when undefined.
 
-    Returns:
-        (t statistic, p-value); (nan, nan) when n < 2 or every difference is identical.
+    Thin wrapper over :func:`geokd_core.stats.paired_ttest` (one implementation for the dashboard
+    and the reproduction reports).
     """
-    d = np.asarray(values, dtype=float) - np.asarray(baseline, dtype=float)
-    if d.size < 2 or np.allclose(d, d[0]):
-        return math.nan, math.nan
-    res = sps.ttest_rel(values, baseline)
-    return float(res.statistic), float(res.pvalue)
+    t, p, _ = core_stats.paired_ttest(values, baseline)
+    return t, p
 
 
 def bootstrap_ci(diffs: np.ndarray, level: float = 0.95, n_boot: int = 4000, seed: int = 0
                  ) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``diffs`` (resampling seeds with replacement).
+    """Percentile bootstrap CI of the mean paired difference (seeded, so refreshes agree).
 
-    Args:
-        diffs: (n,) paired differences.
-        level: confidence level.
-        n_boot: bootstrap resamples.
-        seed: RNG seed, so the page shows the same interval on every refresh.
-
-    Returns:
-        (low, high); (nan, nan) for an empty input.
+    Thin wrapper over :func:`geokd_core.stats.bootstrap_ci`.
     """
-    d = np.asarray(diffs, dtype=float)
-    if d.size == 0:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return float(low), float(high)
+    return core_stats.bootstrap_ci(diffs, n=n_boot, seed=seed, level=level)
 
 
 def compare_to_baseline(runs: pd.DataFrame, metric: str, baseline: Group, level: float = 0.95,
