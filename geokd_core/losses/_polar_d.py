@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._spectral import COND32, eig_psd, gram_rows
+from ._spectral import COND32, eig_psd, eigh_single_thread, gram_rows
 
 # The refinement pays ~4 a b k float64 multiply-adds for k small directions; past this share of
 # a it is cheaper to redo the whole eigendecomposition in float64.
@@ -81,7 +81,7 @@ def polar_d(M: Tensor, rank_max: int) -> PolarD:
         if M.dtype == torch.float64:
             nuc, W = _inv_sqrt_f64(Mw, rank_max)
             return PolarD(nuc=nuc, wide=wide, Mw=Mw, W=W)
-        lam, U = torch.linalg.eigh(gram_rows(Mw))
+        lam, U = eigh_single_thread(gram_rows(Mw))
         lam_max = float(lam[-1])
         if lam_max <= 0.0:
             return PolarD(nuc=M.new_zeros(()), wide=wide, Mw=Mw, W=M.new_zeros(a, a))
@@ -130,7 +130,7 @@ def _refine_small(Mw: Tensor, lam: Tensor, U: Tensor, k: int, rank_max: int, wid
     E = Q_L64.T @ Y  # coupling to the large directions, [a - k, k]
     E_scaled = E / lam_L.double().unsqueeze(1)
     H = Q_S.T @ Y - E.T @ E_scaled
-    theta, V = torch.linalg.eigh((H + H.T) / 2)
+    theta, V = eigh_single_thread((H + H.T) / 2)
     U_S = Q_S @ V - Q_L64 @ (E_scaled @ V)
     # Structural zeros (rank bound) are the smallest; then drop float64 numerical zeros.
     drop = max(a - rank_max, 0)
