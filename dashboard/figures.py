@@ -95,7 +95,8 @@ def alignment_curves(frame: pd.DataFrame) -> go.Figure:
     if frame.empty:
         return empty_figure("Alignment", "no alignment metrics yet")
     metrics = sorted(frame["metric"].unique())
-    fig = px.line(frame, x="step", y="value", color="pair", facet_col="metric",
+    # Markers while points are few: a one-point line is invisible early in a run.
+    fig = px.line(frame, x="step", y="value", color="pair", facet_col="metric", markers=frame["step"].nunique() < 40,
                   facet_col_wrap=min(len(metrics), 2), category_orders={"metric": metrics},
                   facet_row_spacing=0.12, facet_col_spacing=0.08)
     fig.update_yaxes(matches=None, showticklabels=True)  # metrics live on different scales

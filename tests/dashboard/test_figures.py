@@ -160,3 +160,10 @@ def test_curves_with_null_points_from_the_api() -> None:
     assert np.isnan(np.asarray(fig.data[0].y, dtype=float)).sum() == 1  # a gap, not a crash
     log = figures.loss_curves(_terms({"train/loss": [3.0, None, 1.0]}), log_y=True)
     assert list(log.data[0].y) == [3.0, 1.0]
+
+
+def test_alignment_curves_show_markers_while_a_run_has_few_points() -> None:
+    one_step = pd.DataFrame([{"step": 5, "pair": "s1-t2", "metric": "cka", "value": 0.9}])
+    assert all("markers" in (t.mode or "") for t in figures.alignment_curves(one_step).data)
+    many = pd.DataFrame([{"step": i, "pair": "s1-t2", "metric": "cka", "value": 0.9} for i in range(100)])
+    assert all("markers" not in (t.mode or "") for t in figures.alignment_curves(many).data)
