@@ -94,18 +94,23 @@ def center_and_normalize(x: Tensor) -> Tensor:
     return x * scale
 
 
-def normalized_pair(s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """Center and normalize ``s [n, d_s]`` and ``t [n, d_t]`` into one shared work dtype.
-
-    Raises:
-        ValueError: if either is not 2-D or their row counts differ.
-    """
+def check_pair(s: Tensor, t: Tensor) -> None:
+    """Raise ``ValueError`` unless ``s [n, d_s]`` and ``t [n, d_t]`` are 2-D with equal row counts."""
     if s.dim() != 2 or t.dim() != 2:
         raise ValueError(f"expected [n, d] matrices, got {tuple(s.shape)} and {tuple(t.shape)}")
     if s.shape[0] != t.shape[0]:
         raise ValueError(
             f"student and teacher need the same number of rows, got {s.shape[0]} and {t.shape[0]}"
         )
+
+
+def normalized_pair(s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """Center and normalize ``s [n, d_s]`` and ``t [n, d_t]`` into one shared work dtype.
+
+    Raises:
+        ValueError: if either is not 2-D or their row counts differ.
+    """
+    check_pair(s, t)
     dtype = work_dtype(s, t)
     return center_and_normalize(s).to(dtype), center_and_normalize(t).to(dtype)
 
@@ -115,12 +120,7 @@ def student_and_teacher(s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
 
     For the fused student-only losses, which center and scale the student themselves.
     """
-    if s.dim() != 2 or t.dim() != 2:
-        raise ValueError(f"expected [n, d] matrices, got {tuple(s.shape)} and {tuple(t.shape)}")
-    if s.shape[0] != t.shape[0]:
-        raise ValueError(
-            f"student and teacher need the same number of rows, got {s.shape[0]} and {t.shape[0]}"
-        )
+    check_pair(s, t)
     dtype = work_dtype(s, t)
     with torch.no_grad():
         t_c = as_matrix(t, "teacher").to(dtype)
