@@ -30,7 +30,8 @@ def finite(obj: Any) -> Any:
     return obj
 
 
-def _upsert(session: Session, model: type, rows: list[dict[str, Any]], keys: list[str], update: list[str]) -> None:
+def upsert(session: Session, model: type, rows: list[dict[str, Any]], keys: list[str], update: list[str]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE the ``update`` columns (SQLite/Postgres; else delete + insert)."""
     if not rows:
         return
     name = session.get_bind().dialect.name
@@ -72,14 +73,14 @@ def ingest(session: Session, job_id: str, lease: str, events: list[Event]) -> bo
             grams[(str(data["layer"])[:100], ev.step)] = data
         elif ev.type == EventType.EVAL:
             _replace_eval(session, job_id, ev.step, data)
-    _upsert(
+    upsert(
         session,
         MetricPoint,
         [{"job_id": job_id, "series": s, "step": st, "value": v} for (s, st), v in metrics.items()],
         ["job_id", "series", "step"],
         ["value"],
     )
-    _upsert(
+    upsert(
         session,
         GramSnapshot,
         [

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from api import ingest, storage
@@ -162,11 +161,6 @@ async def put_artifact(job_id: uuid.UUID, name: str, lease: Lease, request: Requ
     size = await _upload(request, session, str(job_id), lease, name)
     path = storage.job_dir(request.app.state.settings, str(job_id)) / name
     with Session(request.app.state.engine) as s:
-        _upsert_artifact(s, str(job_id), name, str(path), size)
-
-
-def _upsert_artifact(session: Session, job_id: str, name: str, path: str, size: int) -> None:
-    dialect = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[session.get_bind().dialect.name]
-    stmt = dialect(Artifact).values(job_id=job_id, name=name, path=path, size=size)
-    session.execute(stmt.on_conflict_do_update(index_elements=["job_id", "name"], set_={"path": path, "size": size}))
-    session.commit()
+        row = {"job_id": str(job_id), "name": name, "path": str(path), "size": size}
+        ingest.upsert(s, Artifact, [row], ["job_id", "name"], ["path", "size"])
+        s.commit()
