@@ -87,7 +87,7 @@ async def stream_events(
     last_event_id: Annotated[str | None, Header(max_length=30)] = None,
     last_event_id_q: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**62)] = None,
 ) -> StreamingResponse:
-    job = job_or_404(session, job_id, who)
+    job = await run_in_threadpool(job_or_404, session, job_id, who)  # a blocking DB read
     after = last_event_id_q or 0
     if last_event_id and last_event_id.strip().isdigit():
         after = min(int(last_event_id.strip()), 2**62)
