@@ -138,10 +138,10 @@ def preserved_orthogonal_pairs(teacher: Tensor, student: Tensor, eps: float) -> 
     ut, us = _unit_rows(teacher), _unit_rows(student)
     n = ut.shape[0]
     preserved = total = 0
+    cols = torch.arange(n, device=ut.device)
     for lo in range(0, n, _BLOCK):
         hi = min(lo + _BLOCK, n)
         # Only columns j > i count: build the block's upper-triangular part directly.
-        cols = torch.arange(n, device=ut.device)
         upper = cols.unsqueeze(0) > torch.arange(lo, hi, device=ut.device).unsqueeze(1)
         t_orth = ((ut[lo:hi] @ ut.T).abs() < eps) & upper
         s_orth = (us[lo:hi] @ us.T).abs() < eps

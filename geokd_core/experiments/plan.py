@@ -7,6 +7,7 @@ Torch-free: the CLI in ``api/`` imports this.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,8 +53,9 @@ class Cell:
     alpha: float | None
     spec: dict[str, Any] = field(compare=False, hash=False, repr=False)
 
-    @property
+    @functools.cached_property
     def spec_hash(self) -> str:
+        """Computed once per cell: it validates the whole JobSpec, and lookups call it often."""
         return spec_hash(self.spec)
 
     def meta(self) -> dict[str, Any]:

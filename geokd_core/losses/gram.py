@@ -53,6 +53,4 @@ def gram(s: Tensor, t: Tensor) -> Tensor:
     s, t = normalized_pair(s, t)
     if prefer_kernel_space(n, d_s, d_t):
         return (s @ s.T - t @ t.T).square().sum()
-    with torch.set_grad_enabled(torch.is_grad_enabled() and t.requires_grad):
-        tt = (t.T @ t).square().sum()
-    return (s.T @ s).square().sum() + tt - 2.0 * (s.T @ t).square().sum()
+    return (s.T @ s).square().sum() + (t.T @ t).square().sum() - 2.0 * (s.T @ t).square().sum()
