@@ -20,6 +20,7 @@ from rouge_score import rouge_scorer
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
+from geokd_core.data.collate import pad_id
 from geokd_core.data.types import Example, TaskInfo
 
 _F1_TASKS = ("mrpc", "qqp")
@@ -159,8 +160,7 @@ def generate_responses(
     max_seq_len: int = 512,
 ) -> list[str]:
     """Greedy completions of ``prompts`` (left padding; a prompt keeps its last tokens if too long)."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    pad = 0 if pad is None else int(pad)
+    pad = pad_id(tokenizer)
     room = max(1, max_seq_len - max_new_tokens)
     was_training = model.training
     model.eval()

@@ -27,6 +27,7 @@ from geokd_core.spec import JobKind, JobSpec
 from geokd_core.training import checkpoint as ckpt
 from geokd_core.training.batches import BatchOrder, total_steps
 from geokd_core.training.evaluation import evaluate_model
+from geokd_core.training.forward import to_device
 from geokd_core.training.loop import Engine, make_autocast
 from geokd_core.training.model_card import write_model_card
 from geokd_core.training.objective import Objective
@@ -79,7 +80,7 @@ def _make_objective(spec: JobSpec, models: Models, task_type: str, n_pairs: int,
 def _cache_fingerprint(spec: JobSpec, engine: Engine) -> dict[str, Any]:
     assert spec.data is not None and spec.teacher is not None
     return {"teacher": spec.teacher.model_dump(mode="json"), "data": spec.data.model_dump(mode="json"),
-            "seed": spec.train.seed, "layers": [t for _, t in engine.pairs] if engine.objective.uses_features else [],
+            "seed": spec.train.seed, "layers": engine.teacher_layers,
             "granularity": spec.loss.granularity, "n": len(engine.data.train)}
 
 
@@ -93,8 +94,7 @@ def build_engine(spec: JobSpec, out: Path, reporter: Reporter) -> Engine:
     if spec.train.mixed_precision != "no" and device.type != "cuda":
         reporter.log(f"mixed_precision={spec.train.mixed_precision} ignored on {device.type} (GPU only)", "WARNING")
     probe_rows = data.train[: spec.train.gram_probe_size]
-    probe_batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in collate(probe_rows).items()}
-    probe = Probe(probe_batch, models.teacher if distill else None, autocast)
+    probe = Probe(to_device(collate(probe_rows), device), models.teacher if distill else None, autocast)
     pairs: list[tuple[int, int]] = []
     if distill:
         assert models.teacher is not None
@@ -123,7 +123,7 @@ def attach_teacher_cache(spec: JobSpec, out: Path, engine: Engine) -> None:
     assert spec.data is not None and engine.models.teacher is not None
     engine.cache = build_teacher_cache(
         out / "teacher_cache", engine.models.teacher, engine.collate, engine.data.train,
-        [t for _, t in engine.pairs] if engine.objective.uses_features else [], spec.loss.granularity,
+        engine.teacher_layers, spec.loss.granularity,
         batch_size=spec.train.batch_size, max_len=spec.data.max_seq_len, device=engine.device,
         fingerprint=_cache_fingerprint(spec, engine), autocast=engine.autocast)
 

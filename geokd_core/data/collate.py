@@ -31,7 +31,8 @@ def fit_prompt_output(prompt: list[int], output: list[int], max_len: int) -> tup
     return prompt, output[: max_len - len(prompt)]
 
 
-def _pad_id(tokenizer: Any) -> int:
+def pad_id(tokenizer: Any) -> int:
+    """The tokenizer's pad id, else its EOS id, else 0."""
     for attr in ("pad_token_id", "eos_token_id"):
         v = getattr(tokenizer, attr, None)
         if v is not None:
@@ -67,7 +68,7 @@ def _classification_collator(tokenizer: Any, info: TaskInfo, max_seq_len: int) -
 def _causal_collator(tokenizer: Any, max_seq_len: int) -> Callable[[list[Example]], dict[str, Tensor]]:
     import torch
 
-    pad = _pad_id(tokenizer)
+    pad = pad_id(tokenizer)
     eos = getattr(tokenizer, "eos_token_id", None)
 
     def collate(batch: list[Example]) -> dict[str, Tensor]:

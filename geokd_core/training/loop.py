@@ -64,6 +64,16 @@ class Engine:
     def distill(self) -> bool:
         return self.models.teacher is not None and self.objective.distill
 
+    @property
+    def student_layers(self) -> list[int]:
+        """Student layers the feature loss reads (none when it is off)."""
+        return [s for s, _ in self.pairs] if self.objective.uses_features else []
+
+    @property
+    def teacher_layers(self) -> list[int]:
+        """Teacher layers the feature loss reads (none when it is off)."""
+        return [t for _, t in self.pairs] if self.objective.uses_features else []
+
     # ---- checkpoint ----------------------------------------------------------------------
     def state_dict(self, step: int, best: float | None) -> dict[str, Any]:
         return {
@@ -105,17 +115,15 @@ class Engine:
         spec, student = self.spec, self.models.student
         rows = [self.data.train[p] for p in self.order.micro_batch(m)]
         batch = to_device(self.collate(rows), self.device)
-        s_layers = [s for s, _ in self.pairs] if self.objective.uses_features else []
-        t_layers = [t for _, t in self.pairs] if self.objective.uses_features else []
         targets = None
         if self.distill:
             if self.cache is not None:
                 targets = self.cache.lookup(batch["idx"], batch["input_ids"].shape[1], self.device)
             else:
                 with self.autocast():
-                    targets = teacher_targets(self.models.teacher, batch, t_layers, spec.loss.granularity)
+                    targets = teacher_targets(self.models.teacher, batch, self.teacher_layers, spec.loss.granularity)
         with self.autocast():
-            logits, s_hidden = forward_with_layers(student, batch, s_layers)
+            logits, s_hidden = forward_with_layers(student, batch, self.student_layers)
         terms = self.objective(logits, s_hidden, batch["labels"], batch["attention_mask"], targets)
         self.scaler.scale(terms["loss"] / spec.train.grad_accum).backward()
         for k in TERMS:
