@@ -82,8 +82,9 @@ class WorkerApiClient:
             with self._http.stream("GET", f"/jobs/{job_id}/checkpoint", params={"lease": lease}) as r:
                 if r.status_code == 404:
                     return False
-                r.read()
-                _raise_for(r)
+                if not r.is_success:  # read the (small) error body only; stream a good one to disk
+                    r.read()
+                    _raise_for(r)
                 with dest.open("wb") as f:
                     for chunk in r.iter_bytes():
                         f.write(chunk)
