@@ -45,6 +45,12 @@ class ApiEventSink(Callback):
         self.stop_reason: str | None = None  # set by request_stop (e.g. worker shutdown)
         self._buffer: deque[tuple[dict[str, Any], int]] = deque()  # (event JSON, its size)
         self._pending_checkpoint: Path | None = None
+        # Events appended / acknowledged so far, and how many had to be acknowledged before the
+        # pending checkpoint may go up: a checkpoint the API holds must never be ahead of the
+        # events it stored, or a resume from it would skip the steps between them.
+        self._emitted = 0
+        self._acked = 0
+        self._checkpoint_after = 0
         self.artifacts: dict[str, Path] = {}  # announced by `artifact` events, uploaded at the end
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -62,6 +68,7 @@ class ApiEventSink(Callback):
         payload = event.model_dump(mode="json")
         with self._lock:
             self._buffer.append((payload, len(json.dumps(payload))))
+            self._emitted += 1
         self._wake.set()
 
     def on_event(self, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
@@ -102,6 +109,7 @@ class ApiEventSink(Callback):
             tar.add(src, arcname="checkpoints/last")
         with self._lock:
             old, self._pending_checkpoint = self._pending_checkpoint, tar_path
+            self._checkpoint_after = self._emitted
         if old is not None:  # superseded before it was uploaded: only the latest matters
             old.unlink(missing_ok=True)
         self._wake.set()
@@ -136,7 +144,7 @@ class ApiEventSink(Callback):
             self.cancel_requested |= self.client.heartbeat(self.job_id, self.lease)
             self._last_contact = time.monotonic()
         with self._lock:
-            ckpt = self._pending_checkpoint
+            ckpt = self._pending_checkpoint if self._acked >= self._checkpoint_after else None
         if ckpt is not None:
             self.client.put_checkpoint(self.job_id, self.lease, ckpt)
             with self._lock:
@@ -161,6 +169,7 @@ class ApiEventSink(Callback):
         with self._lock:
             for _ in batch:
                 self._buffer.popleft()
+            self._acked += len(batch)
         self.cancel_requested |= cancel
         self._last_contact = time.monotonic()
 
