@@ -24,12 +24,22 @@ def parent_pid(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+def wait_for_file(path: Path, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.is_file():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
 def test_worker_sigkill_resumes_from_checkpoint(tmp_path: Path, redis_url: str) -> None:
     steps = 800
     with running_service(tmp_path / "home", redis_url) as svc:
         workers = [svc.workers.start(), svc.workers.start()]
         job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=50))
-        job = svc.client.wait_step(job_id, 110)  # at least two checkpoints uploaded
+        job = svc.client.wait_step(job_id, 110)
+        # The sink posts events before it uploads the checkpoint of the same flush: wait for the
+        # API to hold one, or a fast run could be killed between the two and start from scratch.
+        wait_for_file(tmp_path / "home" / "artifacts" / job_id / ".checkpoint.tar")
         owner = next(w for w in workers if w.pid == parent_pid(int(job["worker"].rsplit(":", 1)[1])))
         owner.kill()
         assert not owner.alive()
