@@ -4,8 +4,9 @@ The lent GPU machine has PyTorch but no Redis/API stack and only minutes of time
 runs the *same plan* as ``geokd reproduce glue`` (``geokd_core.experiments.glue.reproduce``:
 teacher fine-tune → α chosen on held-out train rows → every seed at that α) through
 :class:`geokd_core.experiments.local.LocalBackend` (a pool of spawned processes sharing the GPU)
-instead of the REST service. Tasks run one after another so that a deadline leaves whole tasks;
-the runs store is written as jobs finish, so a killed run keeps what it finished.
+instead of the REST service. The teachers of all tasks are fine-tuned side by side first; then the
+tasks run one after another so that a deadline leaves whole tasks; the runs store is written as
+jobs finish, so a killed run keeps what it finished.
 
 Run on the GPU box (paths are fixed so that spec hashes, which contain the teacher path, can be
 re-planned elsewhere):
@@ -21,10 +22,12 @@ import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from geokd_core.experiments import glue
-from geokd_core.experiments.plan import select_alpha
+from geokd_core.experiments.plan import Cell, select_alpha
 from geokd_core.experiments.results import RunStore
+from geokd_core.experiments.runner import run_cells
 
 WORK = Path("/tmp/geokd-gpu")
 
@@ -88,7 +91,18 @@ def main() -> None:
 
     backend = LocalBackend(WORK / "jobs", workers=args.workers)
     t0, done = time.monotonic(), []
+
+    def progress(cell: Cell, rec: dict[str, Any], skipped: bool) -> None:
+        if not skipped:
+            print(f"[gpu] {time.monotonic() - t0:5.0f} s {cell.task}/{cell.method}/s{cell.seed} a={cell.alpha} "
+                  f"{rec['status']} {rec.get('metric_key')}={rec.get('value')} wall={rec.get('wall_s')}", flush=True)
+
     try:
+        # Every task's teacher first, side by side (one wave instead of one lone job per task).
+        run_cells([glue.teacher_cell(t, budget, args.data, args.base_model) for t in budget.tasks], backend,
+                  RunStore(args.out / "runs.jsonl"), lambda c: glue.dev_key(c.task), concurrency=args.workers,
+                  poll_s=0.5, on_done=progress)
+        print(f"[gpu] teachers done in {time.monotonic() - t0:.0f} s", flush=True)
         for task in budget.tasks:
             if time.monotonic() - t0 > args.deadline_s:
                 print(f"[gpu] deadline reached: {task} not started", flush=True)
@@ -97,7 +111,7 @@ def main() -> None:
             glue.reproduce(backend, tasks=[task], methods=list(glue.METHODS), seeds=seeds, budget=budget,
                            data_root=args.data, base_model=args.base_model, out_dir=args.out,
                            models_dir=WORK / "models", concurrency=args.workers, poll_s=0.5,
-                           log=lambda m: print(f"[gpu] {m}", flush=True))
+                           on_done=progress, log=lambda m: print(f"[gpu] {m}", flush=True))
             done.append(task)
             print(f"[gpu] {task} done in {time.monotonic() - ts:.0f} s", flush=True)
         if done:

@@ -99,6 +99,12 @@ def load_pretrained(ref: ModelRef, task_type: str, num_labels: int, where: str) 
                          "for GGUF install `geokd[gguf]`") from exc
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelError(f"{where}: cannot load {ref.model!r} for {task_type}: {exc}") from exc
+    # transformers >= 5 loads a checkpoint in its stored dtype. A student trained with fp16/bf16
+    # weights loses every AdamW update below the weights' resolution (a fine-tune then barely
+    # moves), and the losses compare float32 features: train and compare in float32, and let
+    # `train.mixed_precision` decide where lower precision is used.
+    if model.dtype != torch.float32:
+        model = model.float()
     return model
 
 

@@ -222,9 +222,12 @@ def reproduce(backend: Backend, *, tasks: list[str], methods: list[Method], seed
     tasks = [t for t in tasks if t in teacher_dirs]
 
     acells = alpha_cells(tasks, methods, budget, teacher_dirs, data_root)
+    # Methods without an α (KD only, no-teacher fine-tune) need no selection: their main runs share
+    # the selection phase, so that phase's slow jobs do not leave workers idle.
+    free = main_cells(tasks, [m for m in methods if not m.uses_alpha], seeds, budget, teacher_dirs, data_root, {})
     if len(budget.alpha_grid) > 1:  # a one-value grid needs no selection runs
-        run_cells(acells, backend, store, lambda c: dev_key(c.task), concurrency=concurrency, poll_s=poll_s,
-                  on_done=on_done)
+        run_cells([*acells, *free], backend, store, lambda c: dev_key(c.task), concurrency=concurrency,
+                  poll_s=poll_s, on_done=on_done)
     alphas: dict[tuple[str, str, str], float] = {}
     for key in {(c.task, c.setting, c.method) for c in acells}:
         group = {c.alpha: store.done(c.spec_hash) for c in acells if (c.task, c.setting, c.method) == key}

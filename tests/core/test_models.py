@@ -93,3 +93,23 @@ def test_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ModelError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_half_precision_checkpoints_load_as_float32(bert_teacher: Path, tmp_path: Path) -> None:
+    """transformers >= 5 keeps a checkpoint's stored dtype; a student trained with fp16 weights
+    would drop every AdamW update below fp16 resolution, so both models come up in float32."""
+    src = build_models(ModelRef(model=str(bert_teacher)), ModelRef(init_from_teacher={"layers": [0]}),
+                       "classification", 2)
+    half = tmp_path / "half"
+    src.teacher.half().save_pretrained(half)
+    src.tokenizer.save_pretrained(half)
+    m = build_models(ModelRef(model=str(half)), ModelRef(model=str(half)), "classification", 2)
+    assert m.teacher is not None
+    assert {p.dtype for p in m.teacher.parameters()} == {torch.float32}
+    assert {p.dtype for p in m.student.parameters()} == {torch.float32}
+    # An update of 1e-5 on a weight of ~1 survives in float32 (it would round away in fp16).
+    w = m.student.classifier.weight
+    before = w.detach().clone()
+    with torch.no_grad():
+        w.add_(1e-5)
+    assert not torch.equal(w, before)
