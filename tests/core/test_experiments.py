@@ -74,6 +74,30 @@ def test_same_hyper_parameters_across_losses() -> None:
     assert glue.get_budget("full").device == "cuda"
 
 
+def test_published_glue_runs_are_the_medium_plan() -> None:
+    """results/glue/ holds runs of `geokd reproduce glue --budget medium --device cuda` (executed by
+    bench/gpu_reproduce.py with the GPU box's paths): every teacher and α-phase cell of that plan
+    has a record there, and every record belongs to the plan — the table is what the command runs."""
+    store = RunStore(Path(__file__).parents[2] / "results" / "glue" / "runs.jsonl")
+    if not store.records():
+        pytest.skip("results/glue/runs.jsonl is absent")
+    b = glue.get_budget("medium", settings=glue.SETTINGS[:1])
+    data, base = Path("/tmp/geokd-gpu/glue"), Path("/tmp/geokd-gpu/minilm")
+    teachers = [glue.teacher_cell(t, b, data, base) for t in b.tasks]
+    assert all(store.done(c.spec_hash) for c in teachers)
+    dirs = {c.task: Path("/tmp/geokd-gpu/models") / f"{c.task}-{c.spec_hash[:10]}" for c in teachers}
+    run_tasks = sorted({r["task"] for r in store.records() if r["phase"] != "teacher"})
+    alphas = glue.alpha_cells(run_tasks, list(glue.METHODS), b, dirs, data)
+    assert all(store.done(c.spec_hash) for c in alphas)
+    chosen = {(c.task, c.setting, c.method): c.alpha for c in alphas}  # any α: only hashes are compared
+    mains = glue.main_cells(run_tasks, list(glue.METHODS), list(range(5)), b, dirs, data, chosen)
+    planned = {c.spec_hash for c in [*teachers, *alphas]}
+    planned |= {glue.student_cell("main", c.task, b.settings[0], glue.METHOD_BY_NAME[c.method], c.seed,
+                                  a, dirs[c.task], b, data).spec_hash
+                for c in mains for a in (b.alpha_grid if glue.METHOD_BY_NAME[c.method].uses_alpha else [None])}
+    assert {r["spec_hash"] for r in store.records()} <= planned
+
+
 def test_alpha_is_chosen_on_holdout_only() -> None:
     def rec(dev: float, hold: float, status: str = "SUCCEEDED") -> dict[str, Any]:
         return {"status": status, "metrics": {"dev/mcc": dev, "holdout/mcc": hold}}
