@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
 from api.body_limit import BodyLimitMiddleware
+from api.crud import Conflict
 from api.db import init_db, make_engine
 from api.ingest import finite
 from api.queue import CeleryQueue, Queue
@@ -42,6 +43,11 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
     # FastAPI's own handler, except that a NaN/Infinity echoed back in `input` becomes null
     # instead of crashing the JSON encoder (which would turn a 422 into a 500).
     return JSONResponse(status_code=422, content={"detail": finite(jsonable_encoder(exc.errors()))})
+
+
+async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+    # A request that the job's state does not allow (cancel a finished job, a lost worker lease).
+    return JSONResponse(status_code=409, content={"detail": str(exc)})
 
 
 def create_app(settings: Settings | None = None, *, queue: Queue | None = None, reaper: bool = True) -> FastAPI:
@@ -95,6 +101,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None, 
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Conflict, _conflict)  # type: ignore[arg-type]
     for router in (jobs.router, metrics.router, events.router, artifacts.router, worker.router, health.router):
         app.include_router(router, prefix=PREFIX)
     app.include_router(health.router, include_in_schema=False)  # /healthz, /readyz for probes too

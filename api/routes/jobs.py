@@ -162,10 +162,7 @@ def get_job(job_id: uuid.UUID, who: CurrentUser, session: SessionDep) -> Job:
 )
 def cancel_job(job_id: uuid.UUID, who: CurrentUser, session: SessionDep) -> Job:
     job = job_or_404(session, job_id, who)
-    try:
-        return crud.cancel_job(session, job)
-    except crud.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    return crud.cancel_job(session, job)
 
 
 @router.post(
@@ -177,10 +174,7 @@ def cancel_job(job_id: uuid.UUID, who: CurrentUser, session: SessionDep) -> Job:
 )
 def retry_job(job_id: uuid.UUID, who: CurrentUser, session: SessionDep, queue: QueueDep) -> Job:
     job = job_or_404(session, job_id, who)
-    try:
-        job = crud.retry_job(session, job)
-    except crud.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    job = crud.retry_job(session, job)
     enqueue(session, queue, job)
     session.refresh(job)
     return job
@@ -194,8 +188,5 @@ def retry_job(job_id: uuid.UUID, who: CurrentUser, session: SessionDep, queue: Q
 )
 def delete_job(job_id: uuid.UUID, who: CurrentUser, session: SessionDep, settings: SettingsDep) -> Response:
     job = job_or_404(session, job_id, who)
-    try:
-        crud.delete_job(session, job, settings.resolved_artifact_dir())
-    except crud.Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    crud.delete_job(session, job, settings.resolved_artifact_dir())
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -17,7 +17,6 @@ from sqlmodel import Session
 
 from api import ingest, storage
 from api import lease as leasing
-from api.crud import Conflict
 from api.deps import SessionDep, SettingsDep, worker_auth
 from api.models import Artifact
 from geokd_core.events import Event
@@ -81,8 +80,6 @@ def _guard(fn: Any, *args: Any) -> Any:
         return fn(*args)
     except leasing.NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {exc} not found") from exc
-    except Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
 
 
 @router.post("/{job_id}/claim", response_model=ClaimOut, summary="Lease a job to this worker", responses=CONFLICT)
