@@ -57,22 +57,42 @@ def _head_kwargs(task_type: str, num_labels: int) -> dict[str, Any]:
     return kwargs
 
 
-def _check_head(config: PretrainedConfig, task_type: str, num_labels: int, where: str) -> None:
-    """A model already trained with a classification head must have the task's number of labels."""
-    archs = config.architectures or []
-    is_seq_cls = any(a.endswith("ForSequenceClassification") for a in archs)
-    is_lm = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
-    if task_type == "causal_lm" and is_seq_cls:
-        raise ModelError(f"{where}: {archs[0]} is a classifier, but an instruction task needs a causal LM")
-    if task_type != "causal_lm" and is_lm and not is_seq_cls:
-        raise ModelError(
-            f"{where}: {archs[0]} is a causal LM; a {task_type} task needs an encoder or classifier "
-            "(use an instruction data set for causal LMs)"
-        )
-    if task_type != "causal_lm" and is_seq_cls and config.num_labels != num_labels:
-        raise ModelError(
-            f"{where}: the model's classification head has {config.num_labels} labels, the task needs {num_labels}"
-        )
+def head_kind(config: PretrainedConfig) -> str:
+    """``classifier``, ``causal`` (an LM head), ``decoder`` (a decoder-only family, no head) or ``encoder``."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    archs = getattr(config, "architectures", None) or []
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return "classifier"
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        return "causal"
+    mt = getattr(config, "model_type", "")
+    if mt in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and mt not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "decoder"
+    return "encoder"
+
+
+def head_mismatch(config: PretrainedConfig, task_type: str, num_labels: int, role: str) -> str | None:
+    """Why a model with ``config`` cannot serve a ``task_type`` task, or None (shared with preflight).
+
+    A causal-LM task needs a decoder; a classification/regression task needs an encoder, and a
+    head that was already trained must have the task's number of labels.
+    """
+    head = head_kind(config)
+    arch = (getattr(config, "architectures", None) or [getattr(config, "model_type", "?")])[0]
+    if task_type == "causal_lm":
+        if head not in ("causal", "decoder"):
+            return f"{arch} is not a causal LM, but instruction data needs one (AutoModelForCausalLM)"
+        return None
+    if head in ("causal", "decoder"):
+        return (f"{arch} is a causal LM; {task_type} data needs an encoder/classifier "
+                "(use source=instruct for causal LMs)")
+    if head == "classifier" and config.num_labels != num_labels:
+        return f"the {role}'s classification head has {config.num_labels} labels, the data has {num_labels}"
+    return None
 
 
 def _load_kwargs(ref: ModelRef) -> dict[str, Any]:
@@ -91,7 +111,8 @@ def load_pretrained(ref: ModelRef, task_type: str, num_labels: int, where: str) 
         config = AutoConfig.from_pretrained(ref.model, **kwargs)
     except (OSError, ValueError, KeyError, ImportError) as exc:
         raise ModelError(f"{where}: cannot load a model config from {ref.model!r}: {exc}") from exc
-    _check_head(config, task_type, num_labels, where)
+    if (why := head_mismatch(config, task_type, num_labels, where)) is not None:
+        raise ModelError(f"{where}: {why}")
     try:
         model = auto_class(task_type).from_pretrained(ref.model, **kwargs, **_head_kwargs(task_type, num_labels))
     except ImportError as exc:  # e.g. GGUF files need the optional `gguf` package

@@ -74,38 +74,15 @@ def _dims(cfg: Any) -> tuple[int | None, int | None]:
     return getattr(cfg, "num_hidden_layers", None), getattr(cfg, "hidden_size", None)
 
 
-def _head(cfg: Any) -> str:
-    """``classifier``, ``causal``, ``encoder`` (no head / MLM) or ``decoder`` (no head)."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
-    archs = getattr(cfg, "architectures", None) or []
-    if any(a.endswith("ForSequenceClassification") for a in archs):
-        return "classifier"
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
-        return "causal"
-    mt = getattr(cfg, "model_type", "")
-    if mt in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and mt not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
-        return "decoder"
-    return "encoder"
-
-
 def _head_problems(role: str, cfg: Any, info: TaskInfo, spec: JobSpec) -> list[Problem]:
-    head = _head(cfg)
+    from geokd_core.models import head_kind, head_mismatch
+
     loc: list[str | int] = [role, "model"]
+    if (why := head_mismatch(cfg, info.task_type, info.num_labels, role)) is not None:
+        return [Problem(loc, why)]
     arch = (getattr(cfg, "architectures", None) or [getattr(cfg, "model_type", "?")])[0]
-    if info.task_type == "causal_lm":
-        if head not in ("causal", "decoder"):
-            return [Problem(loc, f"{arch} is not a causal LM, but source=instruct needs one (AutoModelForCausalLM)")]
-        return []
-    if head in ("causal", "decoder"):
-        return [Problem(loc, f"{arch} is a causal LM; {info.task or 'this'} {info.task_type} data needs an encoder/classifier "
-                             "(use source=instruct for causal LMs)")]
-    if head == "classifier" and cfg.num_labels != info.num_labels:
-        return [Problem(loc, f"the {role}'s classification head has {cfg.num_labels} labels, the data has {info.num_labels}")]
-    if head != "classifier" and role == "teacher" and spec.kind == JobKind.DISTILL and spec.loss.alpha < 1:
+    if head_kind(cfg) != "classifier" and info.task_type != "causal_lm" and role == "teacher" \
+            and spec.kind == JobKind.DISTILL and spec.loss.alpha < 1:
         return [Problem(loc, f"the teacher ({arch}) has no trained classification head, so logit KD (alpha < 1) "
                              "would distill a random head: fine-tune it first (kind=finetune) or set loss.alpha=1")]
     return []

@@ -58,11 +58,11 @@ def test_gpt2_student_from_config_and_layers(gpt2_teacher: Path) -> None:
 
 
 def test_head_and_path_errors_are_model_errors(bert_teacher: Path, gpt2_teacher: Path, tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="classification head has 2 labels, the task needs 3"):
+    with pytest.raises(ModelError, match="classification head has 2 labels, the data has 3"):
         build_models(ModelRef(model=str(bert_teacher)), ModelRef(init_from_teacher={"layers": [0]}), "classification", 3)
     with pytest.raises(ModelError, match="is a causal LM"):
         build_models(ModelRef(model=str(gpt2_teacher)), ModelRef(init_from_teacher={"layers": [0]}), "classification", 2)
-    with pytest.raises(ModelError, match="is a classifier, but an instruction task needs a causal LM"):
+    with pytest.raises(ModelError, match="is not a causal LM, but instruction data needs one"):
         build_models(ModelRef(model=str(bert_teacher)), ModelRef(init_from_teacher={"layers": [0]}), "causal_lm", 1)
     with pytest.raises(ModelError, match="cannot load a model config"):
         build_models(ModelRef(model=str(tmp_path / "nope")), ModelRef(init_from_teacher={"layers": [0]}),
