@@ -12,7 +12,7 @@ Run on the GPU box (paths are fixed so that spec hashes, which contain the teach
 re-planned elsewhere):
     python bench/gpu_reproduce.py --data DIR/glue --base-model DIR/minilm --out OUT/glue
 Rebuild the report from a copied runs store, without running anything:
-    python bench/gpu_reproduce.py --report-only --out results/glue-gpu ...same plan flags...
+    python bench/gpu_reproduce.py --report-only --out results/glue ...same plan flags...
 """
 
 from __future__ import annotations
