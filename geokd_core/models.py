@@ -75,14 +75,18 @@ def head_kind(config: PretrainedConfig) -> str:
     return "encoder"
 
 
+def arch_name(config: PretrainedConfig) -> str:
+    """The architecture a config names (``BertForSequenceClassification``), else its model type."""
+    return (getattr(config, "architectures", None) or [getattr(config, "model_type", "?")])[0]
+
+
 def head_mismatch(config: PretrainedConfig, task_type: str, num_labels: int, role: str) -> str | None:
     """Why a model with ``config`` cannot serve a ``task_type`` task, or None (shared with preflight).
 
     A causal-LM task needs a decoder; a classification/regression task needs an encoder, and a
     head that was already trained must have the task's number of labels.
     """
-    head = head_kind(config)
-    arch = (getattr(config, "architectures", None) or [getattr(config, "model_type", "?")])[0]
+    head, arch = head_kind(config), arch_name(config)
     if task_type == "causal_lm":
         if head not in ("causal", "decoder"):
             return f"{arch} is not a causal LM, but instruction data needs one (AutoModelForCausalLM)"

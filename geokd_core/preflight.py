@@ -75,15 +75,14 @@ def _dims(cfg: Any) -> tuple[int | None, int | None]:
 
 
 def _head_problems(role: str, cfg: Any, info: TaskInfo, spec: JobSpec) -> list[Problem]:
-    from geokd_core.models import head_kind, head_mismatch
+    from geokd_core.models import arch_name, head_kind, head_mismatch
 
     loc: list[str | int] = [role, "model"]
     if (why := head_mismatch(cfg, info.task_type, info.num_labels, role)) is not None:
         return [Problem(loc, why)]
-    arch = (getattr(cfg, "architectures", None) or [getattr(cfg, "model_type", "?")])[0]
     if head_kind(cfg) != "classifier" and info.task_type != "causal_lm" and role == "teacher" \
             and spec.kind == JobKind.DISTILL and spec.loss.alpha < 1:
-        return [Problem(loc, f"the teacher ({arch}) has no trained classification head, so logit KD (alpha < 1) "
+        return [Problem(loc, f"the teacher ({arch_name(cfg)}) has no trained classification head, so logit KD (alpha < 1) "
                              "would distill a random head: fine-tune it first (kind=finetune) or set loss.alpha=1")]
     return []
 

@@ -119,7 +119,7 @@ BUDGETS: dict[str, Budget] = {
     # The published table's sizes (results/glue/): every task at most 2000 train rows after a 500-row
     # holdout (RTE has 1990), 3 epochs, seq 128, batch 32, α ∈ {0.3, 0.7}. Measured: 41 jobs per
     # task; on one H200 with 16 engine-direct processes ≈ 3 min per task; `--device cpu` through the
-    # service on 2 cores ≈ 30–40 s per SST-2/CoLA job (short sentences).
+    # service on 2 cores (one worker, 2 jobs at once) ≈ 5 min per SST-2 job, 93 min for the task.
     "medium": Budget(
         "medium", "at most 2000 train rows per task after a 500-row holdout, 3 epochs, seq 128, batch 32, "
                   "lr 5e-5, α ∈ {0.3, 0.7}; teacher: the same rows, 3 epochs",
@@ -234,8 +234,8 @@ def reproduce(backend: Backend, *, tasks: list[str], methods: list[Method], seed
     acells = alpha_cells(tasks, methods, budget, teacher_dirs, data_root)
     # Methods without an α (KD only, no-teacher fine-tune) need no selection: their main runs share
     # the selection phase, so that phase's slow jobs do not leave workers idle.
-    free = main_cells(tasks, [m for m in methods if not m.uses_alpha], seeds, budget, teacher_dirs, data_root, {})
     if len(budget.alpha_grid) > 1:  # a one-value grid needs no selection runs
+        free = main_cells(tasks, [m for m in methods if not m.uses_alpha], seeds, budget, teacher_dirs, data_root, {})
         run_cells([*acells, *free], backend, store, lambda c: dev_key(c.task), concurrency=concurrency,
                   poll_s=poll_s, on_done=on_done)
     alphas: dict[tuple[str, str, str], float] = {}
