@@ -10,7 +10,7 @@ import torch
 from geokd_core.errors import ModelError
 from geokd_core.models import build_models, init_from_teacher_layers, resolve_device, save_student
 from geokd_core.spec import InitFromTeacher, ModelRef
-from tests.utils.tiny_models import make_bert_dir, make_gpt2_dir
+from tests.utils.tiny_models import make_bert_dir, make_bpe_tokenizer, make_gpt2_dir, make_llama_gguf
 
 
 def test_teacher_is_frozen_and_student_from_config_shares_the_family(bert_teacher: Path) -> None:
@@ -113,3 +113,29 @@ def test_half_precision_checkpoints_load_as_float32(bert_teacher: Path, tmp_path
     with torch.no_grad():
         w.add_(1e-5)
     assert not torch.equal(w, before)
+
+
+@pytest.mark.parametrize("half", [False, True], ids=["f32", "f16"])
+def test_gguf_teacher_loads_as_the_model_it_was_written_from(half: bool, tmp_path: Path) -> None:
+    """A GGUF teacher (llama.cpp layout: its tensor names, permuted q/k rows, a byte-level BPE in the
+    metadata) comes up as the float32 LlamaForCausalLM it was written from, with the same tokenizer."""
+    pytest.importorskip("gguf", reason="GGUF teachers need the optional `gguf` package (geokd[gguf])")
+    written = make_llama_gguf(tmp_path, half=half)
+    teacher = ModelRef(model=str(tmp_path), gguf_file="tiny-llama.gguf")
+    m = build_models(teacher, ModelRef(init_from_teacher={"layers": [1]}), "causal_lm", 1)
+    assert m.teacher is not None and type(m.teacher).__name__ == "LlamaForCausalLM"
+    assert {p.dtype for p in [*m.teacher.parameters(), *m.student.parameters()]} == {torch.float32}
+    assert m.teacher.config.num_key_value_heads == 2 and m.student.config.num_hidden_layers == 1
+
+    text = "### Instruction:\nName a colour of the sky.\n\n### Response:\nThe sky is blue."
+    ids = m.tokenizer(text, return_tensors="pt")["input_ids"]
+    reference = make_bpe_tokenizer(tmp_path / "reference", 320)
+    assert ids[0].tolist() == reference(text)["input_ids"]
+    with torch.no_grad():
+        got, want = m.teacher(ids).logits, written(ids).logits
+    # f32: bit for bit; f16: the weights' rounding only (≈ 1e-2 on logits of size ≈ 4, where q/k rows
+    # left in llama.cpp's order are off by ≈ 4).
+    torch.testing.assert_close(got, want, atol=0.0 if not half else 5e-2, rtol=0.0 if not half else 1e-2)
+    # The student's only block is a copy of the teacher's block 1.
+    x = torch.randn(1, 5, m.teacher.config.hidden_size)
+    torch.testing.assert_close(m.student.model.layers[0].mlp(x), m.teacher.model.layers[1].mlp(x))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from geokd_core.events import EventType
 from geokd_core.run import run_job
 from geokd_core.spec import load_spec
 from tests.utils.job_specs import distill_spec
+from tests.utils.tiny_models import make_llama_gguf
 
 
 class HookRecorder(Callback):
@@ -180,6 +182,28 @@ def test_instruction_distill_on_a_causal_lm(gpt2_teacher: Path, instruct_file: P
     assert v["train/kd"] > 0 and v["train/ce"] > 0 and "align/s1-t2/cka" in v
     assert "dev/rougeL" in res.final_metrics
     assert {g.data["layer"] for g in col.of_type(EventType.GRAM)} == {"s1-t2"}
+
+
+def test_distill_from_a_gguf_teacher(instruct_file: Path, tmp_path: Path) -> None:
+    """`teacher: {model: DIR, gguf_file: NAME}` runs end to end: the GGUF's tokenizer feeds both
+    models, the student is cut from the dequantized teacher, and a geometry loss trains it."""
+    pytest.importorskip("gguf", reason="GGUF teachers need the optional `gguf` package (geokd[gguf])")
+    make_llama_gguf(tmp_path / "teacher")
+    spec = load_spec({
+        "kind": "distill", "name": "gguf",
+        "teacher": {"model": str(tmp_path / "teacher"), "gguf_file": "tiny-llama.gguf"},
+        "student": {"init_from_teacher": {"layers": [0]}},
+        "data": {"source": "instruct", "path": str(instruct_file), "max_seq_len": 64, "max_new_tokens": 4,
+                 "max_eval_examples": 4},
+        "loss": {"feature": "procrustes", "alpha": 0.5, "layer_map": "last"},
+        "train": {"max_steps": 2, "batch_size": 4, "log_every": 1, "device": "cpu"},
+    })
+    col = EventCollector()
+    res = run_job(spec, tmp_path / "run", callbacks=[col])
+    assert res.status == "completed", res
+    v = col.of_type(EventType.METRIC)[0].data["values"]
+    assert v["train/kd"] > 0 and v["train/feature"] > 0 and math.isfinite(v["train/loss"])
+    assert "dev/rougeL" in res.final_metrics
 
 
 def test_suggest_finds_the_copied_teacher_layer(bert_teacher: Path, glue_root: Path, tmp_path: Path) -> None:
