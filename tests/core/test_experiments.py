@@ -62,6 +62,9 @@ def test_same_hyper_parameters_across_losses() -> None:
         assert len({json.dumps(c.spec["data"], sort_keys=True) for c in group}) == 1
         distill = [c.spec["loss"] for c in group if c.spec["kind"] == "distill"]
         assert len({(x["gamma"], x["temperature"], x["layer_map"]) for x in distill}) == 1
+    # The random-init student trains at 10× the budget's lr (it does not move at 5e-5); the student
+    # copied from the teacher at the budget's own lr.
+    assert {c.setting: c.spec["train"]["lr"] for c in cells} == {"L3-init": b.lr, "L3-H192": 10 * b.lr}
     by_method = {c.method: c.spec for c in cells if c.setting == "L3-init"}
     assert by_method["kd_only"]["loss"] == {"feature": None, "alpha": 0.0, "gamma": 1.0, "temperature": 2.0,
                                             "layer_map": "uniform"}
@@ -82,8 +85,6 @@ PUBLISHED_GLUE: dict[str, tuple[dict[str, Any], str, str, str, str]] = {
     "glue": ({"device": "cuda"}, "L3-init", *_GPU),
     # `geokd reproduce glue --budget medium --device cpu ...` through the service on the 2-core box
     "glue-cpu": ({"device": "cpu"}, "L3-init", "/work/shared/data/glue", _CPU_MINILM, "/tmp/geokd-glue/models"),
-    "glue-cpu-narrow": ({"device": "cpu"}, "L3-H192", "/work/shared/data/glue", _CPU_MINILM,
-                        "/tmp/geokd-glue/teachers"),
     # ... --teacher-max-train 100000: the CoLA teacher sees all of train (8051 rows after the holdout)
     "glue-cpu-cola": ({"device": "cpu", "teacher_max_train": 100000}, "L3-init", "/work/shared/data/glue",
                       _CPU_MINILM, "/tmp/geokd-glue/teachers"),
