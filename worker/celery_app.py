@@ -14,7 +14,12 @@ Reliability choices (see docs/DESIGN.md and the Celery notes in shared/NOTES.md)
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
@@ -88,6 +93,41 @@ def make_celery(settings: Settings) -> Celery:
 def _tune_sqlalchemy_transport() -> None:
     # Passing `polling_interval` in broker_transport_options crashes (kombu hands those options
     # to sqlalchemy.create_engine); the class attribute is the supported knob.
-    from kombu.transport.sqlalchemy import Transport
+    from kombu.transport.sqlalchemy import Channel, Transport
 
     Transport.polling_interval = EMBEDDED_POLLING_INTERVAL_S
+    _fork_outside_sqlite(Channel)
+
+
+# A process forked while another of its threads is inside SQLite inherits SQLite's allocator mutex
+# locked, and hangs at its first SQLite call. With the embedded broker the worker's main thread
+# polls SQLite every 50 ms while billiard's supervisor thread forks a fresh child after each job
+# (max_tasks_per_child=1); such a child ran its job, then hung in `sqlite3Malloc` storing the
+# result, and the worker silently lost a slot (seen once in ≈ 35 jobs of a reproduction; 8 of
+# 2000 forks in tests/worker/test_fork_safety.py without this). Forks wait until the broker's
+# SQLite calls are done, and broker calls wait while a fork is in progress.
+_SQLITE_FORK_LOCK = threading.RLock()
+_CHANNEL_DB_METHODS = ("_open", "_get_or_create", "_new_queue", "_put", "_get", "_query_all", "_purge", "_size",
+                       "close")
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with _SQLITE_FORK_LOCK:
+            return method(*args, **kwargs)
+
+    call.__geokd_fork_locked__ = True  # type: ignore[attr-defined]
+    return call
+
+
+def _fork_outside_sqlite(channel_cls: type) -> None:
+    """Make the kombu SQLAlchemy channel's database calls and ``os.fork`` mutually exclusive (once)."""
+    if getattr(channel_cls, "__geokd_fork_locked__", False):
+        return
+    for name in _CHANNEL_DB_METHODS:
+        if hasattr(channel_cls, name):
+            setattr(channel_cls, name, _locked(getattr(channel_cls, name)))
+    channel_cls.__geokd_fork_locked__ = True  # type: ignore[attr-defined]
+    os.register_at_fork(before=_SQLITE_FORK_LOCK.acquire, after_in_parent=_SQLITE_FORK_LOCK.release,
+                        after_in_child=_SQLITE_FORK_LOCK.release)
