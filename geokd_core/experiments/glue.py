@@ -278,9 +278,15 @@ def write_glue_report(out_dir: Path, store: RunStore, tcells: list[Cell], mcells
     tests = [x for s in budget.settings for x in significance(mcells, store, columns, s.name, pairs)]
     chosen = {"/".join(k): v for k, v in sorted(alphas.items())}
     walls = [r["wall_s"] for c in [*tcells, *mcells] if (r := store.done(c.spec_hash)) and r.get("wall_s")]
+    def rows(cap: int | None) -> str:
+        return "all" if cap is None else f"≤ {cap}"
+
     notes = [
         f"Budget `{budget.name}`: {budget.description}. Seeds {seeds}. Dev-set scores ×100 "
         "(GLUE metric per task); the teacher row is the fine-tuned MiniLM-L6 (seed 0).",
+        f"Train rows after the {budget.holdout_examples}-row holdout, as run: students "
+        f"{rows(budget.max_train_examples)}, teacher {rows(budget.teacher_max_train)}; student lr "
+        + ", ".join(f"{s.name} {budget.lr * s.lr_scale:g}" for s in budget.settings) + ".",
         "α per (task, student, loss) chosen on held-out train rows with seed 0: "
         + (", ".join(f"{k} = {v:g}" for k, v in chosen.items()) or "none") + ".",
         f"{len(walls)} jobs, {sum(walls) / 60:.1f} min of job time in total (median "

@@ -206,6 +206,8 @@ def test_reproduce_skips_done_cells_and_reports(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
     assert [r["status"] for r in lines].count("FAILED") == 1
     assert report["runs"][0]["phase"] == "teacher" and report["runs"][0]["wall_s"] == 12.5
+    # The rows each model trained on, as run (the small budget: students 512, teacher 2000).
+    assert "students ≤ 512, teacher ≤ 2000; student lr L3-init 0.0001." in md_path.read_text()
     # A second run submits nothing and writes the same report.
     md_before = md_path.read_text()
     svc2 = FakeService(_score)
