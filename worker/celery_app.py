@@ -117,7 +117,6 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
         with _SQLITE_FORK_LOCK:
             return method(*args, **kwargs)
 
-    call.__geokd_fork_locked__ = True  # type: ignore[attr-defined]
     return call
 
 

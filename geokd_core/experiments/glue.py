@@ -156,10 +156,19 @@ def _data(task: str, budget: Budget, data_root: Path, max_train: int | None) -> 
             "max_seq_len": budget.max_seq_len}
 
 
-def _train(budget: Budget, seed: int, *, teacher: bool = False, lr_scale: float = 1.0) -> dict[str, Any]:
+def student_lr(budget: Budget, setting: StudentSetting) -> float:
+    """The lr every loss of ``setting`` trains at under ``budget``."""
+    return budget.lr * setting.lr_scale
+
+
+def _rows(cap: int | None) -> str:
+    return "all" if cap is None else f"≤ {cap}"
+
+
+def _train(budget: Budget, seed: int, *, teacher: bool = False, lr: float | None = None) -> dict[str, Any]:
     return {"epochs": budget.teacher_epochs if teacher else budget.epochs,
             "max_steps": budget.teacher_max_steps if teacher else budget.max_steps,
-            "batch_size": budget.batch_size, "lr": budget.teacher_lr if teacher else budget.lr * lr_scale,
+            "batch_size": budget.batch_size, "lr": budget.teacher_lr if teacher else lr,
             "seed": seed, "device": budget.device, "log_every": 5, "warmup_ratio": 0.1}
 
 
@@ -178,7 +187,7 @@ def student_cell(phase: str, task: str, setting: StudentSetting, method: Method,
     spec = {"kind": method.kind, "teacher": {"model": str(teacher_dir)}, "student": setting.student,
             "data": _data(task, budget, data_root, budget.max_train_examples),
             "loss": loss_section(method, alpha, budget.temperature, budget.layer_map),
-            "train": _train(budget, seed, lr_scale=setting.lr_scale)}
+            "train": _train(budget, seed, lr=student_lr(budget, setting))}
     a = alpha if method.uses_alpha else None
     return finalize(Cell(phase, EXPERIMENT, task, setting.name, method.name, seed, a, spec))  # type: ignore[arg-type]
 
@@ -278,15 +287,12 @@ def write_glue_report(out_dir: Path, store: RunStore, tcells: list[Cell], mcells
     tests = [x for s in budget.settings for x in significance(mcells, store, columns, s.name, pairs)]
     chosen = {"/".join(k): v for k, v in sorted(alphas.items())}
     walls = [r["wall_s"] for c in [*tcells, *mcells] if (r := store.done(c.spec_hash)) and r.get("wall_s")]
-    def rows(cap: int | None) -> str:
-        return "all" if cap is None else f"≤ {cap}"
-
     notes = [
         f"Budget `{budget.name}`: {budget.description}. Seeds {seeds}. Dev-set scores ×100 "
         "(GLUE metric per task); the teacher row is the fine-tuned MiniLM-L6 (seed 0).",
         f"Train rows after the {budget.holdout_examples}-row holdout, as run: students "
-        f"{rows(budget.max_train_examples)}, teacher {rows(budget.teacher_max_train)}; student lr "
-        + ", ".join(f"{s.name} {budget.lr * s.lr_scale:g}" for s in budget.settings) + ".",
+        f"{_rows(budget.max_train_examples)}, teacher {_rows(budget.teacher_max_train)}; student lr "
+        + ", ".join(f"{s.name} {student_lr(budget, s):g}" for s in budget.settings) + ".",
         "α per (task, student, loss) chosen on held-out train rows with seed 0: "
         + (", ".join(f"{k} = {v:g}" for k, v in chosen.items()) or "none") + ".",
         f"{len(walls)} jobs, {sum(walls) / 60:.1f} min of job time in total (median "

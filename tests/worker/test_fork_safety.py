@@ -4,7 +4,7 @@ The scenario of the hang seen in a real run: the worker's main thread polls the 
 another thread forks a job child, and the child then calls SQLite (its result backend). Each run
 forks many children from a second thread while a first thread polls the broker as fast as it can,
 and counts children that do not finish their SQLite call. Without the fix 8 of 2000 such children
-hung here (checked by running the script with ``--unpatched``).
+hung here (``python tests/worker/test_fork_safety.py`` runs that unpatched control).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent("""
     import os, sqlite3, sys, threading, time
     from queue import Empty
     from kombu import Connection
-    if sys.argv[3] != "--unpatched":
+    if sys.argv[3] == "patched":
         from worker.celery_app import _tune_sqlalchemy_transport
         _tune_sqlalchemy_transport()
     channel = Connection("sqla+sqlite:///" + sys.argv[1]).channel()
@@ -61,8 +61,8 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run(tmp_path: Path, forks: int, *flags: str) -> int:
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "broker.db"), str(forks), *flags, "--"],
+def _run(tmp_path: Path, forks: int, mode: str = "patched") -> int:
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "broker.db"), str(forks), mode],
                          capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2])
     assert out.returncode == 0, out.stderr
     return int(out.stdout.split()[-1])
@@ -75,4 +75,4 @@ def test_no_child_hangs_when_forked_during_broker_polling(tmp_path: Path) -> Non
 if __name__ == "__main__":  # the control: python tests/worker/test_fork_safety.py → hung > 0
     import tempfile
 
-    print(_run(Path(tempfile.mkdtemp()), 2000, "--unpatched"))
+    print(_run(Path(tempfile.mkdtemp()), 2000, "unpatched"))
