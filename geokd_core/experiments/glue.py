@@ -102,6 +102,10 @@ class Budget:
     temperature: float = 2.0
     layer_map: str = "uniform"
     settings: tuple[StudentSetting, ...] = SETTINGS
+    # Student jobs precompute the frozen teacher's outputs once (fp16, ``train.teacher_cache``; a no-op
+    # for the no-teacher fine-tune, set there too so all losses share one train section) instead of
+    # running the teacher every step. Off in the published L3-init tables.
+    teacher_cache: bool = False
 
 
 BUDGETS: dict[str, Budget] = {
@@ -165,11 +169,15 @@ def _rows(cap: int | None) -> str:
     return "all" if cap is None else f"≤ {cap}"
 
 
-def _train(budget: Budget, seed: int, *, teacher: bool = False, lr: float | None = None) -> dict[str, Any]:
-    return {"epochs": budget.teacher_epochs if teacher else budget.epochs,
-            "max_steps": budget.teacher_max_steps if teacher else budget.max_steps,
-            "batch_size": budget.batch_size, "lr": budget.teacher_lr if teacher else lr,
-            "seed": seed, "device": budget.device, "log_every": 5, "warmup_ratio": 0.1}
+def _train(budget: Budget, seed: int, *, teacher: bool = False, lr: float | None = None,
+           cache: bool = False) -> dict[str, Any]:
+    train = {"epochs": budget.teacher_epochs if teacher else budget.epochs,
+             "max_steps": budget.teacher_max_steps if teacher else budget.max_steps,
+             "batch_size": budget.batch_size, "lr": budget.teacher_lr if teacher else lr,
+             "seed": seed, "device": budget.device, "log_every": 5, "warmup_ratio": 0.1}
+    if cache:  # only when on: the specs (hence hashes) of the published uncached runs stay as they were
+        train["teacher_cache"] = True
+    return train
 
 
 def teacher_cell(task: str, budget: Budget, data_root: Path, base_model: Path) -> Cell:
@@ -187,7 +195,7 @@ def student_cell(phase: str, task: str, setting: StudentSetting, method: Method,
     spec = {"kind": method.kind, "teacher": {"model": str(teacher_dir)}, "student": setting.student,
             "data": _data(task, budget, data_root, budget.max_train_examples),
             "loss": loss_section(method, alpha, budget.temperature, budget.layer_map),
-            "train": _train(budget, seed, lr=student_lr(budget, setting))}
+            "train": _train(budget, seed, lr=student_lr(budget, setting), cache=budget.teacher_cache)}
     a = alpha if method.uses_alpha else None
     return finalize(Cell(phase, EXPERIMENT, task, setting.name, method.name, seed, a, spec))  # type: ignore[arg-type]
 
@@ -292,7 +300,8 @@ def write_glue_report(out_dir: Path, store: RunStore, tcells: list[Cell], mcells
         "(GLUE metric per task); the teacher row is the fine-tuned MiniLM-L6 (seed 0).",
         f"Train rows after the {budget.holdout_examples}-row holdout, as run: students "
         f"{_rows(budget.max_train_examples)}, teacher {_rows(budget.teacher_max_train)}; student lr "
-        + ", ".join(f"{s.name} {student_lr(budget, s):g}" for s in budget.settings) + ".",
+        + ", ".join(f"{s.name} {student_lr(budget, s):g}" for s in budget.settings) + "; teacher outputs "
+        + ("precomputed once per job (fp16 teacher cache)." if budget.teacher_cache else "recomputed every step."),
         "α per (task, student, loss) chosen on held-out train rows with seed 0: "
         + (", ".join(f"{k} = {v:g}" for k, v in chosen.items()) or "none") + ".",
         f"{len(walls)} jobs, {sum(walls) / 60:.1f} min of job time in total (median "

