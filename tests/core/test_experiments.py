@@ -104,6 +104,9 @@ PUBLISHED_GLUE: dict[str, tuple[dict[str, Any], str, str, str]] = {
     # ... --teacher-max-train 100000: the CoLA teacher sees all of train (8051 rows after the holdout)
     "glue-cpu-cola": ({"device": "cpu", "teacher_max_train": 100000}, "/work/shared/data/glue", _CPU_MINILM,
                       "/tmp/geokd-glue/teachers"),
+    # ... --settings L3-H192 --teacher-cache: the narrow student on STS-B, SST-2, MRPC and RTE
+    "glue-cpu-narrow": ({"device": "cpu", "teacher_cache": True}, "/work/shared/data/glue", _CPU_MINILM,
+                        "/tmp/geokd-glue/teachers"),
 }
 
 
