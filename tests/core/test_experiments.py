@@ -126,7 +126,7 @@ def test_published_glue_runs_are_the_medium_plan(folder: str) -> None:
     teacher_tasks = sorted({r["task"] for r in store.records() if r["phase"] == "teacher"})
     teachers = [glue.teacher_cell(t, b, data, base) for t in teacher_tasks]
     assert teachers and all(store.done(c.spec_hash) for c in teachers)
-    dirs = {c.task: Path(models_dir) / f"{c.task}-{c.spec_hash[:10]}" for c in teachers}
+    dirs = {c.task: glue.teacher_dir(Path(models_dir), c) for c in teachers}
     run_tasks = sorted({r["task"] for r in store.records() if r["phase"] != "teacher"})
     alphas = glue.alpha_cells(run_tasks, list(glue.METHODS), b, dirs, data)
     assert all(store.done(c.spec_hash) for c in alphas)
@@ -233,6 +233,16 @@ def test_reproduce_skips_done_cells_and_reports(tmp_path: Path) -> None:
     svc2 = FakeService(_score)
     glue.reproduce(svc2, **kw)
     assert svc2.submits == 0 and md_path.read_text() == md_before
+    # Report only (no service): the same report from the store; a run missing from the store is
+    # left out of its cell and reported, not run.
+    store = tmp_path / "out" / "runs.jsonl"
+    store.write_text("".join(x + "\n" for x in store.read_text().splitlines()
+                             if not ('"method": "gram_kd"' in x and '"phase": "main"' in x and '"seed": 2' in x)))
+    logged: list[str] = []
+    glue.reproduce(None, **{**kw, "log": logged.append})
+    rows = {r["method"]: r["entries"]["RTE (acc)"] for r in json.loads(js_path.read_text())["tables"][0]["rows"]}
+    assert rows["gram_kd"]["n"] == 2 and rows["kd_only"]["n"] == 3
+    assert len(logged) == 1 and "1 planned run(s) have no result" in logged[0] and "'gram_kd'" in logged[0]
 
 
 def _cell(method: str, seed: int, task: str = "cola") -> Cell:

@@ -51,6 +51,11 @@ def test_reproduce_glue_through_the_service(tmp_path: Path) -> None:
             second = _reproduce(api, out, glue, teacher, model_root / "teachers")
             assert second.returncode == 0, second.stderr[-3000:]
             assert api_jobs(api) == kept  # nothing resubmitted: the runs store answers for deleted jobs
+            md = (out / "results.md").read_text()
+            (out / "results.md").unlink()
+            third = _reproduce(api, out, glue, teacher, model_root / "teachers", "--report-only")
+            assert third.returncode == 0, third.stderr[-3000:]
+            assert api_jobs(api) == kept and (out / "results.md").read_text() == md
         finally:
             worker.stop()
 
