@@ -186,8 +186,8 @@ def glue_cmd(
     max_train: Annotated[int | None, typer.Option(help="Override the budget's student train rows")] = None,
     teacher_max_train: Annotated[int | None, typer.Option(help="Override the budget's teacher train rows")] = None,
     teacher_cache: Annotated[bool, typer.Option(
-        "--teacher-cache", help="Distill jobs precompute the teacher's outputs once (fp16) instead of every "
-        "epoch: faster, losses equal to ≈ 5e-4 relative; a different spec, so cells are not shared with runs "
+        "--teacher-cache", help="Student jobs precompute the teacher's outputs once (fp16) instead of at every "
+        "step: faster, losses equal to ≈ 5e-4 relative; a different spec, so cells are not shared with runs "
         "without it")] = False,
     delete_finished: DeleteFinished = False,
     report_only: Annotated[bool, typer.Option(

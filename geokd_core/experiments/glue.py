@@ -248,7 +248,7 @@ def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method
     ``models_dir`` receives the fine-tuned teachers (it must lie inside the service's model roots,
     since student jobs name it as ``teacher.model``). ``backend=None`` submits nothing: the report
     is written from the runs already stored in ``out_dir`` (cells without a run are left out of it
-    and listed in the log). Returns the two report paths.
+    and counted in the log). Returns the two report paths.
     """
     store = RunStore(out_dir / "runs.jsonl")
 
