@@ -251,13 +251,18 @@ def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method
     and counted in the log). Returns the two report paths.
     """
     store = RunStore(out_dir / "runs.jsonl")
+    reported: set[str] = set()  # report only: the free methods' main cells come up in two phases
 
     def run(cells: list[Cell]) -> None:
         if backend is not None:
             run_cells(cells, backend, store, lambda c: dev_key(c.task), concurrency=concurrency, poll_s=poll_s,
                       on_done=on_done)
-        elif missing := [c.meta() for c in cells if store.done(c.spec_hash) is None]:
-            log(f"report only: {len(missing)} planned run(s) have no result yet, e.g. {missing[0]}")
+            return
+        missing = {c.spec_hash: c for c in cells if c.spec_hash not in reported and store.done(c.spec_hash) is None}
+        reported.update(missing)
+        if missing:
+            log(f"report only: {len(missing)} planned run(s) have no result yet, "
+                f"e.g. {next(iter(missing.values())).meta()}")
 
     tcells = [teacher_cell(t, budget, data_root, base_model) for t in tasks]
     run(tcells)
