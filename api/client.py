@@ -28,6 +28,15 @@ class ApiError(Exception):
         super().__init__(f"HTTP {status_code}: {format_detail(detail)}")
 
 
+def response_error(r: httpx.Response) -> ApiError:
+    """The :class:`ApiError` of a non-2xx response that has been read (FastAPI's ``detail`` if JSON)."""
+    try:
+        detail = r.json().get("detail", r.text)
+    except ValueError:
+        detail = r.text
+    return ApiError(r.status_code, detail)
+
+
 def format_detail(detail: Any) -> str:
     """FastAPI's ``detail`` (a string or a list of ``{loc, msg}``) as readable lines."""
     if isinstance(detail, list):
@@ -89,11 +98,7 @@ class GeokdClient:
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         r = self.http.request(method, path, **kw)
         if r.status_code >= 400:
-            try:
-                detail = r.json().get("detail", r.text)
-            except ValueError:
-                detail = r.text
-            raise ApiError(r.status_code, detail)
+            raise response_error(r)
         return r.json() if r.content else None
 
     # ---- jobs ----------------------------------------------------------------------------
@@ -138,7 +143,7 @@ class GeokdClient:
                 ) as r:
                     if r.status_code >= 400:
                         r.read()
-                        raise ApiError(r.status_code, r.json().get("detail", r.text))
+                        raise response_error(r)
                     for ev in parse_sse(r.iter_lines()):
                         last_event_id = ev.id
                         yield ev

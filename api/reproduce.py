@@ -69,13 +69,16 @@ class HttpBackend:
             return self.job(job_id)  # already re-queued (e.g. a retried request whose answer was lost)
 
     def download(self, job_id: str, name: str, dest: Path) -> Path:
-        from api.client import ApiError
+        from api.client import response_error
 
         dest.parent.mkdir(parents=True, exist_ok=True)
         with self.client.http.stream("GET", f"/jobs/{job_id}/artifacts/{name}", timeout=600.0) as r:
             if r.status_code >= 400:
                 r.read()
-                raise ApiError(r.status_code, r.text)
+                if r.status_code == 404:  # the runner's contract: a gone job/artifact is FileNotFoundError
+                    raise FileNotFoundError(f"job {job_id} has no artifact {name!r} on {self.client.base_url} "
+                                            f"({response_error(r)})")
+                raise response_error(r)
             with dest.open("wb") as f:
                 for chunk in r.iter_bytes(1 << 20):
                     f.write(chunk)

@@ -264,6 +264,28 @@ def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method
             log(f"report only: {len(missing)} planned run(s) have no result yet, "
                 f"e.g. {next(iter(missing.values())).meta()}")
 
+    def unpack_teacher(c: Cell, rec: dict[str, Any]) -> Path | None:
+        dest = teacher_dir(models_dir, c)
+        if backend is None:
+            return dest
+        try:
+            return unpack_student(backend, rec["job_id"], dest)
+        except FileNotFoundError as exc:
+            # Not unpacked here and gone from the service (e.g. its database was reset): fine-tune
+            # it again. Same spec and seed, and the fine-tune is deterministic on a given machine,
+            # so the students' spec hashes (which name `dest`) and finished runs stay valid.
+            log(f"the {c.task} teacher is not in {dest} and {exc}: fine-tuning it again")
+        new = run_cells([c], backend, store, lambda c: dev_key(c.task), poll_s=poll_s, on_done=on_done,
+                        replace={c.spec_hash: rec["job_id"]})[c.spec_hash]
+        if new.get("status") != "SUCCEEDED":
+            log(f"the {c.task} teacher's re-run (job {new['job_id']}) ended {new.get('status')} "
+                f"({new.get('error')}); skipping the task")
+            return None
+        if new.get("value") != rec.get("value"):
+            log(f"the {c.task} teacher's re-run scored {new.get('value')} on dev, the first run "
+                f"{rec.get('value')}; students run before were distilled from the first")
+        return unpack_student(backend, new["job_id"], dest)
+
     tcells = [teacher_cell(t, budget, data_root, base_model) for t in tasks]
     run(tcells)
     teacher_dirs: dict[str, Path] = {}
@@ -272,9 +294,8 @@ def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method
         if rec is None:
             log(f"teacher fine-tune of {c.task} did not succeed ({(store.get(c.spec_hash) or {}).get('error')}); "
                 "skipping the task")
-            continue
-        dest = teacher_dir(models_dir, c)
-        teacher_dirs[c.task] = dest if backend is None else unpack_student(backend, rec["job_id"], dest)
+        elif (dest := unpack_teacher(c, rec)) is not None:
+            teacher_dirs[c.task] = dest
     tasks = [t for t in tasks if t in teacher_dirs]
 
     acells = alpha_cells(tasks, methods, budget, teacher_dirs, data_root)

@@ -7,14 +7,16 @@ Restart safety: every submit carries ``Idempotency-Key: geokd-reproduce-<spec ha
 re-run after a crash re-attaches to the job it had already submitted instead of queueing a copy;
 a cell whose spec hash already has a SUCCEEDED record in the store is skipped; a job that fails
 (or was found FAILED/CANCELLED from an earlier run) is retried once per reproduction run. Every
-outcome, failures included, is appended to the store.
+outcome, failures included, is appended to the store. A SUCCEEDED cell is run again only when the
+caller says which job it replaces (``replace``): e.g. a teacher whose job, and so its model, is gone
+from a service whose database was reset.
 """
 
 from __future__ import annotations
 
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,7 +36,9 @@ class Backend(Protocol):
 
     def retry(self, job_id: str) -> dict[str, Any]: ...
 
-    def download(self, job_id: str, name: str, dest: Path) -> Path: ...
+    def download(self, job_id: str, name: str, dest: Path) -> Path:
+        """Save artifact ``name`` of the job to ``dest``; ``FileNotFoundError`` if the job or it is gone."""
+        ...
 
 
 OnDone = Callable[[Cell, dict[str, Any], bool], None]  # (cell, record, skipped)
@@ -50,12 +54,15 @@ def wall_seconds(job: dict[str, Any]) -> float | None:
     return round((end - start).total_seconds(), 3)
 
 
-def idempotency_key(cell: Cell) -> str:
-    return f"geokd-reproduce-{cell.spec_hash}"
+def idempotency_key(cell: Cell, replaces: str | None = None) -> str:
+    """The submit key of ``cell``; a re-run that ``replaces`` an earlier job gets a key of its own."""
+    key = f"geokd-reproduce-{cell.spec_hash}"
+    return key if replaces is None else f"{key}-replaces-{replaces}"
 
 
 def run_cells(cells: Sequence[Cell], backend: Backend, store: RunStore, metric_key: Callable[[Cell], str], *,
               concurrency: int = 2, poll_s: float = 1.0, on_done: OnDone | None = None,
+              replace: Mapping[str, str] | None = None,
               sleep: Callable[[float], None] = time.sleep) -> dict[str, dict[str, Any]]:
     """Run every cell without a SUCCEEDED record; returns spec hash → record for all cells.
 
@@ -67,7 +74,10 @@ def run_cells(cells: Sequence[Cell], backend: Backend, store: RunStore, metric_k
         concurrency: jobs in flight at once (queued or running on the service).
         poll_s: seconds between status polls.
         on_done: called per cell when its record exists (``skipped`` = it was already in the store).
+        replace: spec hash → job id of cells to run again although they succeeded (that job's
+            outputs are lost); the new record supersedes the old one in the store.
     """
+    replace = dict(replace or {})
     unique: dict[str, Cell] = {}
     for c in cells:
         unique.setdefault(c.spec_hash, c)
@@ -75,7 +85,7 @@ def run_cells(cells: Sequence[Cell], backend: Backend, store: RunStore, metric_k
     pending: list[Cell] = []
     for h, c in unique.items():
         rec = store.done(h)
-        if rec is not None:
+        if rec is not None and h not in replace:
             out[h] = rec
             if on_done:
                 on_done(c, rec, True)
@@ -94,7 +104,7 @@ def run_cells(cells: Sequence[Cell], backend: Backend, store: RunStore, metric_k
     while pending or in_flight:
         while pending and len(in_flight) < max(1, concurrency):
             cell = pending.pop(0)
-            job = backend.submit(cell.spec, idempotency_key(cell))
+            job = backend.submit(cell.spec, idempotency_key(cell, replace.get(cell.spec_hash)))
             if job["status"] in ("FAILED", "CANCELLED") and cell.spec_hash not in retried:
                 retried.add(cell.spec_hash)  # an earlier run of this reproduction failed: try once more
                 job = backend.retry(job["id"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from geokd_core import evaluate
 from geokd_core.experiments import glue
 from geokd_core.experiments.plan import Cell, select_alpha
 from geokd_core.experiments.results import Column, RunStore, markdown, significance, table
-from geokd_core.experiments.runner import run_cells
+from geokd_core.experiments.runner import idempotency_key, run_cells
 from geokd_core.spec import JobSpec
 
 DATA = Path("/data/glue")
@@ -154,8 +155,9 @@ def test_alpha_is_chosen_on_holdout_only() -> None:
 class FakeService:
     """In-memory job service: every job finishes after one poll with a score from ``score``."""
 
-    def __init__(self, score, fail_first: set[str] = frozenset()) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, score, fail_first: set[str] = frozenset(), prefix: str = "job") -> None:  # type: ignore[no-untyped-def]
         self.score = score
+        self.prefix = prefix
         self.jobs: dict[str, dict[str, Any]] = {}
         self.by_key: dict[str, str] = {}
         self.fail_first = set(fail_first)
@@ -166,7 +168,7 @@ class FakeService:
         if idempotency_key in self.by_key:
             return self.jobs[self.by_key[idempotency_key]]
         self.submits += 1
-        job_id = f"job{len(self.jobs)}"
+        job_id = f"{self.prefix}{len(self.jobs)}"
         self.by_key[idempotency_key] = job_id
         self.jobs[job_id] = {"id": job_id, "status": "QUEUED", "spec": spec, "summary": {}}
         running = sum(j["status"] == "QUEUED" for j in self.jobs.values())
@@ -190,6 +192,8 @@ class FakeService:
         return self.jobs[job_id]
 
     def download(self, job_id: str, name: str, dest: Path) -> Path:
+        if job_id not in self.jobs:
+            raise FileNotFoundError(f"job {job_id} is gone")
         assert name == "student.zip" and self.jobs[job_id]["spec"]["kind"] == "finetune"
         with zipfile.ZipFile(dest, "w") as zf:
             zf.writestr("config.json", "{}")
@@ -233,6 +237,19 @@ def test_reproduce_skips_done_cells_and_reports(tmp_path: Path) -> None:
     svc2 = FakeService(_score)
     glue.reproduce(svc2, **kw)
     assert svc2.submits == 0 and md_path.read_text() == md_before
+    # A new service (its jobs gone) and no unpacked teacher: only the teacher runs again, under a
+    # key of its own (the old key may still name the lost job), and its record supersedes the first.
+    shutil.rmtree(tmp_path / "models")
+    teacher = glue.teacher_cell("rte", b, DATA, Path("/m"))
+    svc3, logged = FakeService(_score, prefix="new"), []
+    glue.reproduce(svc3, **{**kw, "log": logged.append})
+    assert svc3.submits == 1 and list(svc3.by_key) == [f"{idempotency_key(teacher)}-replaces-job0"]
+    assert any("teacher is not in" in m and "fine-tuning it again" in m for m in logged)
+    assert len(list((tmp_path / "models").glob("rte-*/config.json"))) == 1 and md_path.read_text() == md_before
+    assert RunStore(tmp_path / "out" / "runs.jsonl").done(teacher.spec_hash)["job_id"] == "new0"
+    svc4 = FakeService(_score)
+    glue.reproduce(svc4, **kw)
+    assert svc4.submits == 0  # unpacked now: nothing is re-run
     # Report only (no service): the same report from the store; a run missing from the store is
     # left out of its cell and reported, not run.
     store = tmp_path / "out" / "runs.jsonl"

@@ -8,10 +8,12 @@ chosen on holdout; the report files hold every cell. A second run must submit no
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.utils.glue_fixtures import write_glue
@@ -56,13 +58,26 @@ def test_reproduce_glue_through_the_service(tmp_path: Path) -> None:
             third = _reproduce(api, out, glue, teacher, model_root / "teachers", "--report-only")
             assert third.returncode == 0, third.stderr[-3000:]
             assert api_jobs(api) == kept and (out / "results.md").read_text() == md
+            # The teacher is lost twice over (its job deleted, as after a database reset, and its
+            # unpacked copy removed): it is fine-tuned again, nothing else runs, the report stands.
+            httpx.delete(f"{api.base_url}/api/v1/jobs/{kept[0]['id']}", headers=api.headers).raise_for_status()
+            shutil.rmtree(model_root / "teachers")
+            fourth = _reproduce(api, out, glue, teacher, model_root / "teachers")
+            assert fourth.returncode == 0, fourth.stdout[-3000:] + fourth.stderr[-3000:]
+            assert "teacher is not in" in fourth.stdout and "fine-tuning it again" in fourth.stdout, fourth.stdout
+            refit = api_jobs(api)
+            assert [j["name"] for j in refit] == ["glue-rte-teacher-teacher-s0"] and refit[0]["id"] != kept[0]["id"]
+            assert (out / "results.md").read_text() == md  # the same dev score: the fine-tune is deterministic
         finally:
             worker.stop()
 
-    runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    runs = lines[:-1]
     # teacher 1 + α (procrustes × 2 α) 2 + main (2 methods × 2 seeds, procrustes seed 0 reused) 3;
-    # --delete-finished removed the five student jobs from the service, the teacher stays.
+    # --delete-finished removed the five student jobs from the service, the teacher stays. The last
+    # line is the teacher's re-run: its record supersedes the first.
     assert len(runs) == 6 and [j["name"] for j in kept] == ["glue-rte-teacher-teacher-s0"]
+    assert lines[-1]["spec_hash"] == runs[0]["spec_hash"] and lines[-1]["job_id"] == refit[0]["id"]
     assert all(r["status"] == "SUCCEEDED" and r["metric"] == "accuracy" for r in runs), runs
     assert all(0.0 <= r["value"] <= 1.0 and r["wall_s"] > 0 for r in runs)
     assert len({r["spec_hash"] for r in runs}) == 6
