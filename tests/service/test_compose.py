@@ -25,8 +25,9 @@ def compose_binary() -> Path:
     return binary
 
 
-def run_compose(*args: str, file: Path = COMPOSE_FILE, token: str | None = "t0ken") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEOKD_", "COMPOSE_"))}
+def run_compose(*args: str, file: Path = COMPOSE_FILE, token: str | None = "t0ken",
+                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEOKD_", "COMPOSE_"))} | (extra_env or {})
     if token is not None:
         env["GEOKD_WORKER_TOKEN"] = token
     return subprocess.run([str(compose_binary()), "-f", str(file), *args], capture_output=True, text=True,
@@ -52,6 +53,7 @@ def test_compose_services_shape() -> None:
     assert res.returncode == 0, res.stderr
     services = json.loads(res.stdout)["services"]
     assert set(services) == {"redis", "api", "worker-cpu", "worker-gpu", "dashboard"}
+    assert services["api"]["environment"]["GEOKD_DATABASE_URL"] == "sqlite:////data/geokd.db"
     assert all("healthcheck" in s for s in services.values())
     gpu = services["worker-gpu"]
     assert gpu["profiles"] == ["gpu"]
@@ -64,3 +66,15 @@ def test_compose_services_shape() -> None:
     # Without the gpu profile there is no GPU worker.
     plain = json.loads(run_compose("config", "--format", "json").stdout)["services"]
     assert "worker-gpu" not in plain
+
+
+def test_compose_postgres_profile() -> None:
+    url = "postgresql+psycopg://geokd:pw@postgres:5432/geokd"
+    res = run_compose("--profile", "postgres", "config", "--format", "json",
+                      extra_env={"GEOKD_POSTGRES_PASSWORD": "pw", "GEOKD_DATABASE_URL": url})
+    assert res.returncode == 0, res.stderr
+    services = json.loads(res.stdout)["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "pw" and "healthcheck" in services["postgres"]
+    assert services["api"]["environment"]["GEOKD_DATABASE_URL"] == url
+    assert services["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert all("GEOKD_DATABASE_URL" not in services[w]["environment"] for w in ("worker-cpu", "dashboard"))
