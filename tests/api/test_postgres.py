@@ -3,22 +3,17 @@
 The job-route and worker-protocol tests (``test_jobs.py``, ``test_worker_protocol.py``) are
 collected here a second time with ``settings`` pointing at a new Postgres database per test, so
 claims, leases, event fan-out, upserts of resent batches, the reaper and paging run on Postgres
-too; plus the migrations against the models. The server is ``GEOKD_TEST_POSTGRES_URL`` (default
-the local one, trust auth); `.ci/run` starts it, and without one these tests skip and say why.
+too; plus the migrations against the models. The server: ``tests/utils/postgres.py``.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 import api.models  # noqa: F401
@@ -26,44 +21,20 @@ from api.db import init_db, make_engine
 from geokd_core.settings import Settings
 from tests.api import test_jobs, test_worker_protocol
 
-psycopg = pytest.importorskip("psycopg", reason="the Postgres driver is in geokd[api]: pip install -e '.[api]'")
-
-SERVER_URL = os.environ.get("GEOKD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
 # The same test functions, run with this module's `settings` fixture.
 for _module in (test_jobs, test_worker_protocol):
     globals().update({name: fn for name, fn in vars(_module).items() if name.startswith("test_")})
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Any]:
-    try:
-        conn = psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {SERVER_URL} ({str(exc).strip()}); .ci/run starts the local one")
-    yield conn
-    conn.close()
-
-
 @pytest.fixture
-def database_url(server: Any) -> Iterator[str]:
-    """A new, empty database for one test, dropped afterwards (its connections closed by force)."""
-    name = f"geokd_test_{uuid.uuid4().hex[:12]}"
-    server.execute(f'CREATE DATABASE "{name}"')
-    yield make_url(SERVER_URL).set(drivername="postgresql+psycopg", database=name).render_as_string(
-        hide_password=False)
-    server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def settings(settings: Settings, database_url: str) -> Settings:
+def settings(settings: Settings, postgres_url: str) -> Settings:
     """conftest's settings with the store on Postgres."""
-    settings.database_url = database_url
+    settings.database_url = postgres_url
     return settings
 
 
-def test_migrations_create_exactly_the_models_on_postgres(database_url: str) -> None:
-    engine = make_engine(database_url)
+def test_migrations_create_exactly_the_models_on_postgres(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
     try:
         init_db(engine)
         init_db(engine)  # idempotent, as on SQLite

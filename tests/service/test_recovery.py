@@ -2,7 +2,8 @@
 
 - A worker SIGKILLed mid-job: its heartbeat goes stale, the API's reaper re-queues the job, a new
   worker resumes from the uploaded checkpoint; the metric series has every step exactly once.
-- The API killed and restarted mid-job: the worker keeps its events until the API is back.
+- The API killed and restarted mid-job: the worker keeps its events until the API is back (with
+  the store on SQLite, and on Postgres).
 - Redis (a private server) killed and restarted mid-job: the job finishes, and the worker
   reconnects and takes new jobs.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.service.conftest import running_service
 from tests.service.harness import expected_steps, series_steps, synthetic_spec
@@ -55,10 +58,16 @@ def test_worker_sigkill_resumes_from_checkpoint(tmp_path: Path, redis_url: str) 
         assert killed_at < steps
 
 
-def test_api_restart_mid_job_loses_nothing(tmp_path: Path, redis_url: str) -> None:
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_api_restart_mid_job_loses_nothing(tmp_path: Path, redis_url: str, store: str,
+                                           request: pytest.FixtureRequest) -> None:
     steps = 400
-    # A stale window longer than the restart: this is an API outage, not a worker crash.
-    with running_service(tmp_path / "home", redis_url, {"GEOKD_STALE_AFTER_S": "30"}) as svc:
+    # A stale window longer than the restart: this is an API outage, not a worker crash. With
+    # Postgres this is the scaled-out shape: Redis broker, Postgres store, workers over HTTP.
+    env = {"GEOKD_STALE_AFTER_S": "30"}
+    if store == "postgres":
+        env["GEOKD_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    with running_service(tmp_path / "home", redis_url, env) as svc:
         worker = svc.workers.start()
         job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=50))
         svc.client.wait_step(job_id, 60)
@@ -70,6 +79,7 @@ def test_api_restart_mid_job_loses_nothing(tmp_path: Path, redis_url: str) -> No
         assert job["attempt"] == 1
         assert series_steps(svc.client.metrics(job_id), SERIES) == expected_steps(steps, 10)
         assert "API unavailable" in worker.log()  # the outage really happened mid-job
+        assert (tmp_path / "home" / "geokd.db").exists() == (store == "sqlite")  # the store is the one asked for
 
 
 def test_redis_restart_mid_job(tmp_path: Path) -> None:
