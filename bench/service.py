@@ -1,10 +1,11 @@
 """Service benchmark: read latency under load, submit→RUNNING, event latency (real processes).
 
-    .venv/bin/python -m bench.service [--repeats 3] [--clients 50] [--requests 20] [--no-redis]
+    .venv/bin/python -m bench.service [--repeats 3] [--clients 50] [--requests 20] [--no-redis] [--no-postgres]
 
 Everything runs on loopback: a uvicorn API (``tests/utils/live_api.py``) and a Celery worker
-subprocess (``tests/utils/live_worker.py``), with Redis (a private DB of 127.0.0.1:6379) and with
-the embedded SQLite broker. Measured:
+subprocess (``tests/utils/live_worker.py``), in three shapes: Redis broker (a private DB of
+127.0.0.1:6379) with the SQLite store; Redis with a fresh Postgres database as the store (the
+scaled-out shape; server as in ``tests/utils/postgres.py``); the embedded SQLite broker. Measured:
 
 - ``GET /jobs/{id}`` and ``GET /jobs/{id}/metrics`` p50/p99 with ``--clients`` concurrent clients
   (asyncio, one connection each), ``--requests`` requests per client and endpoint.
@@ -38,6 +39,7 @@ from bench._timing import environment, write_json  # noqa: E402
 from tests.service.harness import synthetic_spec  # noqa: E402
 from tests.utils.live_api import LiveApi, live_api  # noqa: E402
 from tests.utils.live_worker import start_worker  # noqa: E402
+from tests.utils.postgres import SERVER_URL, connect_server, fresh_database  # noqa: E402
 from tests.utils.redis_server import SHARED, delete_celery_keys, pick_empty_db, shared_redis_available  # noqa: E402
 
 FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -134,10 +136,13 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def bench_broker(label: str, broker_url: str | None, home: Path, args: argparse.Namespace) -> dict[str, Any]:
+def bench_broker(label: str, broker_url: str | None, home: Path, args: argparse.Namespace,
+                 database_url: str | None = None) -> dict[str, Any]:
     env: dict[str, str] = {}  # production defaults (reaper every 5 s, heartbeat every 2 s)
     if broker_url:
         env["GEOKD_BROKER_URL"] = broker_url
+    if database_url:
+        env["GEOKD_DATABASE_URL"] = database_url
     with live_api(home, env=env) as api:
         worker = start_worker(api.base_url, api.worker_token, home / "worker",
                               broker_url or f"sqla+sqlite:///{home / 'broker.db'}", extra_env=env)
@@ -148,7 +153,7 @@ def bench_broker(label: str, broker_url: str | None, home: Path, args: argparse.
                 "submit_to_running": median_of([submit_to_running(http) for _ in range(args.submits)]),
                 "event_latency": median_of([event_latency(api, http) for _ in range(args.repeats)]),
             }
-            if not args.skip_reads and label == "redis":
+            if not args.skip_reads and label in ("redis", "postgres"):
                 job_id = http.post("/jobs", json=synthetic_spec(steps=300, log_every=5, losses=("procrustes", "gram")))
                 wait_finished(http, job_id.json()["id"])
                 jid = job_id.json()["id"]
@@ -166,32 +171,35 @@ def bench_broker(label: str, broker_url: str | None, home: Path, args: argparse.
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = ["| measurement | redis | embedded (SQLite) | target |", "|---|---|---|---|"]
-    r, e = results.get("redis", {}), results.get("embedded", {})
+    rows = ["| measurement | Redis broker, SQLite store | Redis broker, Postgres store | embedded broker, SQLite store "
+            "| target |", "|---|---|---|---|---|"]
+    r, pg, e = results.get("redis", {}), results.get("postgres", {}), results.get("embedded", {})
 
     def cell(d: dict[str, Any], *keys: str) -> str:
         for k in keys:
             d = d.get(k, {}) if isinstance(d, dict) else {}
         return f"{d:.1f}" if isinstance(d, float) else "–"
 
-    rows += [
-        f"| GET /jobs/{{id}} p50 / p99 ms ({results['params']['clients']} clients) | "
-        f"{cell(r, 'reads', 'job_p50_ms')} / {cell(r, 'reads', 'job_p99_ms')} | – | p99 < 50 |",
-        f"| GET /jobs/{{id}}/metrics p50 / p99 ms | {cell(r, 'reads', 'metrics_p50_ms')} / "
-        f"{cell(r, 'reads', 'metrics_p99_ms')} | – | p99 < 50 |",
-        f"| reads throughput req/s | {cell(r, 'reads', 'throughput_rps')} | – | |",
-        f"| GET /jobs/{{id}} p50 / p99 ms (1 client) | {cell(r, 'reads_1_client', 'job_p50_ms')} / "
-        f"{cell(r, 'reads_1_client', 'job_p99_ms')} | – | |",
-        f"| GET /jobs/{{id}}/metrics p50 / p99 ms (1 client) | {cell(r, 'reads_1_client', 'metrics_p50_ms')} / "
-        f"{cell(r, 'reads_1_client', 'metrics_p99_ms')} | – | |",
-        f"| submit→RUNNING ms (API timestamps) | {cell(r, 'submit_to_running', 'server_ms')} | "
-        f"{cell(e, 'submit_to_running', 'server_ms')} | < 1000 (Redis) |",
-        f"| submit→RUNNING ms (client polling) | {cell(r, 'submit_to_running', 'observed_ms')} | "
-        f"{cell(e, 'submit_to_running', 'observed_ms')} | |",
-        f"| event latency median / p95 ms (emit→SSE) | {cell(r, 'event_latency', 'median_ms')} / "
-        f"{cell(r, 'event_latency', 'p95_ms')} | {cell(e, 'event_latency', 'median_ms')} / "
-        f"{cell(e, 'event_latency', 'p95_ms')} | < 1000 |",
-    ]
+    def both(d: dict[str, Any], group: str, a: str, b: str) -> str:
+        return f"{cell(d, group, a)} / {cell(d, group, b)}"
+
+    c = results["params"]["clients"]
+    for label, group, a, b, target in [
+        (f"GET /jobs/{{id}} p50 / p99 ms ({c} clients)", "reads", "job_p50_ms", "job_p99_ms", "p99 < 50"),
+        (f"GET /jobs/{{id}}/metrics p50 / p99 ms ({c} clients)", "reads", "metrics_p50_ms", "metrics_p99_ms",
+         "p99 < 50"),
+        ("GET /jobs/{id} p50 / p99 ms (1 client)", "reads_1_client", "job_p50_ms", "job_p99_ms", ""),
+        ("GET /jobs/{id}/metrics p50 / p99 ms (1 client)", "reads_1_client", "metrics_p50_ms", "metrics_p99_ms", ""),
+        ("event latency median / p95 ms (emit→SSE)", "event_latency", "median_ms", "p95_ms", "< 1000"),
+    ]:
+        rows.append(f"| {label} | {both(r, group, a, b)} | {both(pg, group, a, b)} | {both(e, group, a, b)} "
+                    f"| {target} |")
+    for label, group, key, target in [
+        ("reads throughput req/s", "reads", "throughput_rps", ""),
+        ("submit→RUNNING ms (API timestamps)", "submit_to_running", "server_ms", "< 1000 (Redis)"),
+        ("submit→RUNNING ms (client polling)", "submit_to_running", "observed_ms", ""),
+    ]:
+        rows.append(f"| {label} | {cell(r, group, key)} | {cell(pg, group, key)} | {cell(e, group, key)} | {target} |")
     return "\n".join(rows)
 
 
@@ -202,6 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--requests", type=int, default=20, help="requests per client and endpoint")
     p.add_argument("--no-redis", action="store_true")
+    p.add_argument("--no-postgres", action="store_true", help="skip the Redis + Postgres store shape")
     p.add_argument("--skip-reads", action="store_true")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "service.json")
     args = p.parse_args(argv)
@@ -211,6 +220,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             url = f"{SHARED}/{pick_empty_db()}"
             try:
                 results["redis"] = bench_broker("redis", url, Path(tmp) / "redis", args)
+                if not args.no_postgres:
+                    server = connect_server()  # raises, naming the server, if none answers
+                    with fresh_database(server) as db_url:
+                        results["postgres"] = bench_broker("postgres", url, Path(tmp) / "postgres", args, db_url)
+                    server.close()
+                    results["postgres_server"] = SERVER_URL
             finally:
                 delete_celery_keys(url)
         results["embedded"] = bench_broker("embedded", None, Path(tmp) / "embedded", args)
