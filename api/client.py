@@ -31,10 +31,10 @@ class ApiError(Exception):
 def response_error(r: httpx.Response) -> ApiError:
     """The :class:`ApiError` of a non-2xx response that has been read (FastAPI's ``detail`` if JSON)."""
     try:
-        detail = r.json().get("detail", r.text)
+        body = r.json()
     except ValueError:
-        detail = r.text
-    return ApiError(r.status_code, detail)
+        body = None
+    return ApiError(r.status_code, body.get("detail", r.text) if isinstance(body, dict) else r.text)
 
 
 def format_detail(detail: Any) -> str:

