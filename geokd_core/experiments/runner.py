@@ -79,15 +79,15 @@ def run_cells(cells: Sequence[Cell], backend: Backend, store: RunStore, metric_k
             job it replaces, so a restart after the replacement failed keeps its key.
     """
     replace = dict(replace or {})
-    for h, prev in ((h, store.get(h)) for h in {c.spec_hash for c in cells} - set(replace)):
-        if prev is not None and prev.get("status") != "SUCCEEDED" and prev.get("replaces"):
-            replace[h] = prev["replaces"]
     unique: dict[str, Cell] = {}
     for c in cells:
         unique.setdefault(c.spec_hash, c)
     out: dict[str, dict[str, Any]] = {}
     pending: list[Cell] = []
     for h, c in unique.items():
+        latest = store.get(h) or {}
+        if latest.get("replaces") and latest.get("status") != "SUCCEEDED":
+            replace.setdefault(h, latest["replaces"])  # a replacement that failed: keep its key
         rec = store.done(h)
         if rec is not None and h not in replace:
             out[h] = rec

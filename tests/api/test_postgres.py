@@ -11,15 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import text
-from sqlmodel import SQLModel
 
-import api.models  # noqa: F401
-from api.db import init_db, make_engine
+from api.db import make_engine
 from geokd_core.settings import Settings
 from tests.api import test_jobs, test_worker_protocol
+from tests.api.test_store import migrate_twice
 
 # The same test functions, run with this module's `settings` fixture.
 for _module in (test_jobs, test_worker_protocol):
@@ -36,12 +33,7 @@ def settings(settings: Settings, postgres_url: str) -> Settings:
 def test_migrations_create_exactly_the_models_on_postgres(postgres_url: str) -> None:
     engine = make_engine(postgres_url)
     try:
-        init_db(engine)
-        init_db(engine)  # idempotent, as on SQLite
-        with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
-            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            dialect = conn.dialect.name
+        diff, version, dialect = migrate_twice(engine)
     finally:
         engine.dispose()
     assert dialect == "postgresql" and diff == [] and version == "0001"

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 from sqlmodel import SQLModel
 
 import api.models  # noqa: F401
 from api.db import init_db, make_engine
 
 
-def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 'g.db'}")
+def migrate_twice(engine: Engine) -> tuple[list[Any], str, str]:
+    """Migrate twice (a restart on an existing store is a no-op); the diff against the models, the
+    revision and the dialect."""
     init_db(engine)
-    init_db(engine)  # idempotent: a restart on an existing store is a no-op
+    init_db(engine)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return diff, version, conn.dialect.name
+
+
+def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 'g.db'}")
+    diff, version, _ = migrate_twice(engine)
     assert diff == [] and version == "0001"
     tables = set(inspect(engine).get_table_names())
     assert {"job", "event", "metric_point", "gram_snapshot", "eval_result", "artifact", "api_key"} <= tables
