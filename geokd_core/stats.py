@@ -2,7 +2,8 @@
 
 Seeds are the replicates of an experiment cell. Two methods run with the same seeds share the data
 order and the initialisation, so they are compared by *pairing* runs on the seed: a paired t-test
-on the per-seed differences and a percentile bootstrap CI of their mean.
+on the per-seed differences and a percentile bootstrap CI of their mean. A report runs many such
+tests, so its p-values are also given Holm-adjusted over the report (``holm``).
 """
 
 from __future__ import annotations
@@ -85,3 +86,32 @@ def bootstrap_ci(diffs: ArrayLike, n: int = 10000, seed: int = 0, level: float =
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.percentile(means, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def holm(pvalues: ArrayLike) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (family-wise error control over the given tests).
+
+    The i-th smallest of the m finite p-values becomes ``max_{j<=i} min(1, (m - j + 1) p_(j))``; a
+    test is significant at level a after correction iff its adjusted p-value is <= a. Uniformly
+    more powerful than Bonferroni (``m p``), with the same guarantee and no independence assumption.
+
+    Args:
+        pvalues: (m,) raw p-values, in any order; NaN entries (undefined tests) stay NaN and do not
+            count towards m.
+
+    Returns:
+        The adjusted p-values, in the input order.
+
+    >>> holm([0.01, 0.04, 0.03, 0.005])
+    [0.03, 0.06, 0.06, 0.02]
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = finite.size
+    order = finite[np.argsort(p[finite], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(p[i])))
+        out[i] = running
+    return [float(v) for v in out]

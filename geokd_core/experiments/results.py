@@ -133,6 +133,12 @@ def significance(cells: Sequence[Cell], store: RunStore, columns: Sequence[Colum
     return out
 
 
+def with_holm(tests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``tests`` with ``p_holm``: each p-value Holm-adjusted over every test of the report."""
+    adjusted = stats.holm([t["p"] for t in tests])
+    return [{**t, "p_holm": p} for t, p in zip(tests, adjusted, strict=True)]
+
+
 def _num(x: float, spec: str) -> str:
     return "nan" if math.isnan(x) else format(x, spec)
 
@@ -155,13 +161,15 @@ def markdown(title: str, tables: Sequence[Mapping[str, Any]], tests: Sequence[Ma
         ns = sorted({row["entries"][c]["n"] for row in tb["rows"] for c in cols})
         lines += ["", f"mean ± std over seeds (seeds per cell: {', '.join(map(str, ns))}).", ""]
     if tests:
-        lines += ["### Paired significance (same seeds; two-sided t-test, 95 % bootstrap CI of the mean Δ)", ""]
+        lines += ["### Paired significance (same seeds; two-sided t-test, 95 % bootstrap CI of the mean Δ)", "",
+                  f"Holm p: adjusted over the {sum(math.isfinite(s['p']) for s in tests)} tests of this report "
+                  "(family-wise error); a difference is significant at 5 % when Holm p ≤ 0.05.", ""]
         for s in tests:
             lo, hi = s["ci95"]
             lines.append(
                 f"- {setting_labels.get(s['setting'], s['setting'])} · {s['column']}: {s['target']} − {s['baseline']}"
                 f" = {s['mean_diff']:+.2f} (CI [{_num(lo, '+.2f')}, {_num(hi, '+.2f')}]), t = {_num(s['t'], '.2f')},"
-                f" p = {_num(s['p'], '.3f')}, n = {s['n']}")
+                f" p = {_num(s['p'], '.3f')}, Holm p = {_num(s.get('p_holm', math.nan), '.3f')}, n = {s['n']}")
         lines.append("")
     return "\n".join(lines)
 

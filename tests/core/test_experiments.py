@@ -20,7 +20,7 @@ from scipy import stats as sps
 from geokd_core import evaluate
 from geokd_core.experiments import glue
 from geokd_core.experiments.plan import Cell, select_alpha
-from geokd_core.experiments.results import Column, RunStore, markdown, significance, table
+from geokd_core.experiments.results import Column, RunStore, markdown, significance, table, with_holm
 from geokd_core.experiments.runner import idempotency_key, run_cells
 from geokd_core.spec import JobSpec
 
@@ -302,8 +302,14 @@ def test_table_and_significance_against_hand_made_runs(tmp_path: Path, monkeypat
     assert tests[0]["t"] == pytest.approx(ref.statistic) and tests[0]["p"] == pytest.approx(ref.pvalue)
     assert tests[0]["mean_diff"] == pytest.approx((5 + 6 + 1 + 8) / 4)  # per-seed Δ: 5, 6, 1, 8 points
     assert tests[1]["n"] == 4 and tests[1]["baseline"] == "kd_only"
+    tests = with_holm(tests)
+    ref_kd = sps.ttest_rel(p, [100 * v for v in values["kd_only"]])
+    smaller, larger = sorted([ref.pvalue, ref_kd.pvalue])
+    assert sorted(t["p_holm"] for t in tests) == pytest.approx([2 * smaller, max(2 * smaller, larger)])
     md = markdown("T", [tb], tests, {"L3-init": "three layers"})
     assert "| method | CoLA (MCC) |" in md and "| *teacher* | 58.0 |" in md
+    assert "adjusted over the 2 tests of this report" in md
+    assert f"p = {tests[0]['p']:.3f}, Holm p = {tests[0]['p_holm']:.3f}, n = 4" in md
     assert f"| Procrustes + KD | {mean:.1f} ± {entry['procrustes_kd']['std']:.1f} |" in md
     assert f"procrustes_kd − cka_kd = {tests[0]['mean_diff']:+.2f}" in md
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from geokd_core.stats import bootstrap_ci, mean_std, paired_ttest
+from geokd_core.stats import bootstrap_ci, holm, mean_std, paired_ttest
 
 
 def test_mean_std_by_hand() -> None:
@@ -62,3 +62,22 @@ def test_bootstrap_ci_matches_normal_theory_and_is_seeded() -> None:
     assert bootstrap_ci(d, n=2000, seed=5) == bootstrap_ci(d, n=2000, seed=5)
     assert bootstrap_ci([0.3], n=100) == (0.3, 0.3)
     assert all(math.isnan(x) for x in bootstrap_ci([]))
+
+
+def test_holm_by_hand() -> None:
+    # Sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, then 0.04·1 = 0.04 is lifted to 0.06
+    # (adjusted p-values never decrease along the sorted order).
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([0.2]) == [0.2] and holm([]) == []
+    # An undefined test (NaN p) stays NaN and does not count towards m.
+    adjusted = holm([float("nan"), 0.01, 0.04])
+    assert math.isnan(adjusted[0]) and adjusted[1:] == pytest.approx([0.02, 0.04])
+
+
+def test_holm_lies_between_raw_and_bonferroni() -> None:
+    p = np.random.default_rng(1).uniform(0, 0.2, size=30)
+    adjusted = np.array(holm(p))
+    assert np.all(adjusted >= p - 1e-15)
+    assert np.all(adjusted <= np.minimum(1.0, 30 * p) + 1e-15)
+    assert adjusted[np.argmin(p)] == pytest.approx(30 * p.min())  # the smallest gets the full Bonferroni factor
