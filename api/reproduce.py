@@ -167,6 +167,9 @@ ApiKey = Annotated[str | None, typer.Option("--api-key", help="API key (default 
 Seeds = Annotated[int, typer.Option("--seeds", min=1, help="Seeds per cell (0..N-1)")]
 Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Jobs in flight at once")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan size and exit")]
+ReportOnly = Annotated[bool, typer.Option(
+    "--report-only", help="Submit nothing: write results.md / results.json from the runs already in --out "
+    "(cells without a run are left out and counted); needs no API")]
 DeleteFinished = Annotated[bool, typer.Option(
     "--delete-finished", help="Delete each student job from the service once its result is stored (a GLUE job "
     "keeps ≈ 0.3 GB of checkpoint and artifacts, an instruct job ≈ 0.8 GB); its curves leave the dashboard")]
@@ -200,9 +203,7 @@ def glue_cmd(
         "--refit-missing-teachers", help="A finished teacher that is neither unpacked in --models-dir nor on the "
         "service (e.g. its database was reset) is fine-tuned again (same spec and seed) instead of ending the "
         "run")] = False,
-    report_only: Annotated[bool, typer.Option(
-        "--report-only", help="Submit nothing: write results.md / results.json from the runs already in --out "
-        "(cells without a run are left out and counted); needs no API")] = False,
+    report_only: ReportOnly = False,
     dry_run: DryRun = False,
 ) -> None:
     """Fine-tune the teacher, choose α on held-out train rows, run every seed, write the report."""
@@ -264,6 +265,7 @@ def instruct_cmd(
     api_url: ApiUrl = None, api_key: ApiKey = None, concurrency: Concurrency = 1,
     poll: Annotated[float, typer.Option(help="Seconds between status polls")] = 2.0,
     delete_finished: DeleteFinished = False,
+    report_only: ReportOnly = False,
     dry_run: DryRun = False,
 ) -> None:
     """Distil a causal-LM teacher into 6 of its layers; ROUGE-L on four instruction sets."""
@@ -282,15 +284,19 @@ def instruct_cmd(
     if teacher_dir is None:
         teacher_dir, gguf_file = package_dir(instruct.GGUF_PACKAGE), gguf_file or instruct.GGUF_FILE
     teacher = instruct.teacher_ref(teacher_dir.resolve(), gguf_file)
+    run = functools.partial(instruct.reproduce, methods=method_list, seeds=seed_list, budget=b,
+                            data_root=data.resolve(), teacher=teacher, out_dir=out.resolve(),
+                            concurrency=concurrency, poll_s=poll)
+    if report_only:
+        md, js = run(None, log=typer.echo)
+        typer.echo(f"wrote {md} and {js}")
+        return
     bar, on_done = _progress(size["total"])
     client = _client(api_url, api_key)
     if delete_finished:
         on_done = _deleting(on_done, client)
     with _readable_errors(client), bar:
-        md, js = instruct.reproduce(
-            HttpBackend(client), methods=method_list, seeds=seed_list, budget=b, data_root=data.resolve(),
-            teacher=teacher, out_dir=out.resolve(), concurrency=concurrency, poll_s=poll, on_done=on_done,
-            log=bar.console.print)
+        md, js = run(HttpBackend(client), on_done=on_done, log=bar.console.print)
     typer.echo(md.read_text())
     typer.echo(f"wrote {md} and {js}")
 

@@ -134,18 +134,29 @@ def plan_size(methods: list[Method], seeds: list[int], budget: Budget) -> dict[s
     return {"teacher": 1, "alpha": n_alpha, "main": n_main, "total": 1 + n_alpha + n_main}
 
 
-def reproduce(backend: Backend, *, methods: list[Method], seeds: list[int], budget: Budget, data_root: Path,
+def reproduce(backend: Backend | None, *, methods: list[Method], seeds: list[int], budget: Budget, data_root: Path,
               teacher: dict[str, Any], out_dir: Path, concurrency: int = 1, poll_s: float = 2.0,
               on_done: OnDone | None = None, log: Callable[[str], None] = print) -> tuple[Path, Path]:
-    """Teacher scores → (α on held-out prompts when the grid has > 1 value) → every seed → report."""
+    """Teacher scores → (α on held-out prompts when the grid has > 1 value) → every seed → report.
+
+    ``backend=None`` submits nothing: the report is written from the runs already stored in
+    ``out_dir`` (cells without a run are left out of it and counted in the log).
+    """
     store = RunStore(out_dir / "runs.jsonl")
+
+    def run(cells: list[Cell]) -> None:
+        if backend is not None:
+            run_cells(cells, backend, store, lambda c: key, concurrency=concurrency, poll_s=poll_s, on_done=on_done)
+        elif missing := [c for c in cells if store.done(c.spec_hash) is None]:
+            log(f"report only: {len(missing)} planned run(s) have no result yet, e.g. {missing[0].meta()}")
+
     key = "dolly/rougeL"
     tcell = teacher_cell(budget, data_root, teacher)
     alphas: dict[str, float] = {}
     acells = [student_cell("alpha", m, ALPHA_SEED, a, budget, data_root, teacher)
               for m in methods if m.uses_alpha for a in budget.alpha_grid]
     if len(budget.alpha_grid) > 1:
-        run_cells(acells, backend, store, lambda c: key, concurrency=concurrency, poll_s=poll_s, on_done=on_done)
+        run(acells)
     for m in (m for m in methods if m.uses_alpha):
         group = {c.alpha: store.done(c.spec_hash) for c in acells if c.method == m.name}
         try:
@@ -156,8 +167,7 @@ def reproduce(backend: Backend, *, methods: list[Method], seeds: list[int], budg
     mcells = [student_cell("main", m, s, alphas.get(m.name), budget, data_root, teacher) for m in methods
               for s in seeds if not m.uses_alpha or m.name in alphas]
     # The teacher's evaluation runs with the students (it is independent of them).
-    run_cells([tcell, *mcells], backend, store, lambda c: key, concurrency=concurrency, poll_s=poll_s,
-              on_done=on_done)
+    run([tcell, *mcells])
     return write_instruct_report(out_dir, store, tcell, mcells, methods, seeds, budget, alphas)
 
 

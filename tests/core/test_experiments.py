@@ -410,3 +410,17 @@ def test_instruct_reproduce_report(tmp_path: Path) -> None:
     pairs = {(s["target"], s["baseline"], s["column"]): s["mean_diff"] for s in report["significance"]}
     assert pairs[("procrustes_kd", "kd_only", "S-NI (ROUGE-L)")] == pytest.approx(2.0)
     assert ("gram_kd", "kd_only", "Dolly (ROUGE-L)") in pairs and "| Gram + KD |" in md_path.read_text()
+    # Report only (no service): the same report from the store; a missing run is counted, not run.
+    md_before = md_path.read_text()
+    kw = {"methods": methods, "seeds": [0, 1], "budget": instruct.get_budget("small"), "data_root": Path("/d"),
+          "teacher": instruct.teacher_ref(Path("/t"), instruct.GGUF_FILE), "out_dir": tmp_path}
+    instruct.reproduce(None, **kw, log=lambda _: None)
+    assert md_path.read_text() == md_before
+    store = tmp_path / "runs.jsonl"
+    store.write_text("".join(x + "\n" for x in store.read_text().splitlines()
+                             if not ('"method": "gram_kd"' in x and '"seed": 1' in x)))
+    logged: list[str] = []
+    instruct.reproduce(None, **kw, log=logged.append)
+    rows = {r["method"]: r["entries"]["Vicuna (ROUGE-L)"] for r in json.loads(js_path.read_text())["tables"][0]["rows"]}
+    assert rows["gram_kd"]["n"] == 1 and rows["kd_only"]["n"] == 2
+    assert len(logged) == 1 and "1 planned run(s) have no result" in logged[0] and "'gram_kd'" in logged[0]
