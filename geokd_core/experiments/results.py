@@ -145,12 +145,12 @@ def _num(x: float, spec: str) -> str:
 
 def markdown(title: str, tables: Sequence[Mapping[str, Any]], tests: Sequence[Mapping[str, Any]],
              setting_labels: Mapping[str, str], notes: Sequence[str] = ()) -> str:
-    """The report: one table per student setting (paper layout), then the significance lines."""
+    """The report: one table per student setting (paper layout), then one table of the paired tests."""
     lines = [f"# {title}", ""]
     lines += [f"{n}" for n in notes] + ([""] if notes else [])
     for tb in tables:
         cols = tb["columns"]
-        lines += [f"### Student: {setting_labels.get(tb['setting'], tb['setting'])}", "",
+        lines += [f"### Student `{tb['setting']}`: {setting_labels.get(tb['setting'], tb['setting'])}", "",
                   "| method | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
         if tb["teacher"]:
             lines.append("| *teacher* | " + " | ".join(
@@ -161,15 +161,19 @@ def markdown(title: str, tables: Sequence[Mapping[str, Any]], tests: Sequence[Ma
         ns = sorted({row["entries"][c]["n"] for row in tb["rows"] for c in cols})
         lines += ["", f"mean ± std over seeds (seeds per cell: {', '.join(map(str, ns))}).", ""]
     if tests:
-        lines += ["### Paired significance (same seeds; two-sided t-test, 95 % bootstrap CI of the mean Δ)", "",
-                  f"Holm p: adjusted over the {sum(math.isfinite(s['p']) for s in tests)} tests of this report "
-                  "(family-wise error); a difference is significant at 5 % when Holm p ≤ 0.05.", ""]
+        m = sum(math.isfinite(s["p"]) for s in tests)
+        lines += ["### Paired significance", "",
+                  "Same seeds paired; Δ = mean per-seed difference (points), 95 % bootstrap CI of Δ, two-sided "
+                  f"paired t-test; Holm p adjusted over the {m} tests of this report (family-wise error): a "
+                  "difference is significant at 5 % when Holm p ≤ 0.05.", "",
+                  "| student | column | comparison | Δ | 95 % CI | t | p | Holm p | n |",
+                  "|---|---|---|---:|---|---:|---:|---:|---:|"]
         for s in tests:
             lo, hi = s["ci95"]
             lines.append(
-                f"- {setting_labels.get(s['setting'], s['setting'])} · {s['column']}: {s['target']} − {s['baseline']}"
-                f" = {s['mean_diff']:+.2f} (CI [{_num(lo, '+.2f')}, {_num(hi, '+.2f')}]), t = {_num(s['t'], '.2f')},"
-                f" p = {_num(s['p'], '.3f')}, Holm p = {_num(s.get('p_holm', math.nan), '.3f')}, n = {s['n']}")
+                f"| {s['setting']} | {s['column']} | {s['target']} − {s['baseline']} | {s['mean_diff']:+.2f} |"
+                f" [{_num(lo, '+.2f')}, {_num(hi, '+.2f')}] | {_num(s['t'], '.2f')} | {_num(s['p'], '.3f')} |"
+                f" {_num(s.get('p_holm', math.nan), '.3f')} | {s['n']} |")
         lines.append("")
     return "\n".join(lines)
 

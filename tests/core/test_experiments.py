@@ -308,10 +308,13 @@ def test_table_and_significance_against_hand_made_runs(tmp_path: Path, monkeypat
     assert sorted(t["p_holm"] for t in tests) == pytest.approx([2 * smaller, max(2 * smaller, larger)])
     md = markdown("T", [tb], tests, {"L3-init": "three layers"})
     assert "| method | CoLA (MCC) |" in md and "| *teacher* | 58.0 |" in md
-    assert "adjusted over the 2 tests of this report" in md
-    assert f"p = {tests[0]['p']:.3f}, Holm p = {tests[0]['p_holm']:.3f}, n = 4" in md
+    assert "Holm p adjusted over the 2 tests of this report" in md
     assert f"| Procrustes + KD | {mean:.1f} ± {entry['procrustes_kd']['std']:.1f} |" in md
-    assert f"procrustes_kd − cka_kd = {tests[0]['mean_diff']:+.2f}" in md
+    assert "### Student `L3-init`: three layers" in md
+    row = next(x for x in md.splitlines() if "procrustes_kd − cka_kd" in x)
+    assert row == (f"| L3-init | CoLA (MCC) | procrustes_kd − cka_kd | {tests[0]['mean_diff']:+.2f} | "
+                   f"[{tests[0]['ci95'][0]:+.2f}, {tests[0]['ci95'][1]:+.2f}] | {tests[0]['t']:.2f} | "
+                   f"{tests[0]['p']:.3f} | {tests[0]['p_holm']:.3f} | 4 |")
 
 
 def test_a_failed_replacement_keeps_its_key_after_a_restart(tmp_path: Path) -> None:
