@@ -143,6 +143,7 @@ def reproduce(backend: Backend | None, *, methods: list[Method], seeds: list[int
     ``out_dir`` (cells without a run are left out of it and counted in the log).
     """
     store = RunStore(out_dir / "runs.jsonl")
+    key = "dolly/rougeL"
 
     def run(cells: list[Cell]) -> None:
         if backend is not None:
@@ -150,7 +151,6 @@ def reproduce(backend: Backend | None, *, methods: list[Method], seeds: list[int
         elif missing := [c for c in cells if store.done(c.spec_hash) is None]:
             log(f"report only: {len(missing)} planned run(s) have no result yet, e.g. {missing[0].meta()}")
 
-    key = "dolly/rougeL"
     tcell = teacher_cell(budget, data_root, teacher)
     alphas: dict[str, float] = {}
     acells = [student_cell("alpha", m, ALPHA_SEED, a, budget, data_root, teacher)
