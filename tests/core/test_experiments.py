@@ -108,7 +108,7 @@ PUBLISHED_GLUE: dict[str, tuple[dict[str, Any], str, str, str]] = {
     # ... --settings L3-H192 --teacher-cache: the narrow student on STS-B, SST-2, MRPC and RTE
     "glue-cpu-narrow": ({"device": "cpu", "teacher_cache": True}, "/work/shared/data/glue", _CPU_MINILM,
                         "/tmp/geokd-glue/teachers"),
-    # ... --settings L3-init --teacher-cache: the L3-init student on STS-B, replicating the GPU column
+    # ... --settings L3-init --teacher-cache: the L3-init student on STS-B and MRPC, replicating the GPU columns
     "glue-cpu-init": ({"device": "cpu", "teacher_cache": True}, "/work/shared/data/glue", _CPU_MINILM,
                       "/tmp/geokd-glue/teachers"),
 }
