@@ -25,15 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from geokd_core.experiments.plan import Cell, Method, finalize, loss_section, select_alpha
-from geokd_core.experiments.results import (
-    Column,
-    RunStore,
-    markdown,
-    significance,
-    table,
-    with_holm,
-    write_report,
-)
+from geokd_core.experiments.results import Column, RunStore, markdown, paired_tests, table, write_report
 from geokd_core.experiments.runner import Backend, OnDone, run_cells, unpack_student
 
 EXPERIMENT = "glue"
@@ -349,7 +341,7 @@ def write_glue_report(out_dir: Path, store: RunStore, tcells: list[Cell], mcells
     names = {m.name for m in methods}
     pairs = [(t, b) for t in TARGETS for b in BASELINES if t in names and b in names]
     tables = [table(mcells, store, columns, s.name, methods, teacher_row) for s in budget.settings]
-    tests = with_holm([x for s in budget.settings for x in significance(mcells, store, columns, s.name, pairs)])
+    tests = paired_tests(mcells, store, columns, [s.name for s in budget.settings], pairs)
     chosen = {"/".join(k): v for k, v in sorted(alphas.items())}
     walls = [r["wall_s"] for c in [*tcells, *mcells] if (r := store.done(c.spec_hash)) and r.get("wall_s")]
     notes = [

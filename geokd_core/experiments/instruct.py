@@ -22,15 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from geokd_core.experiments.plan import Cell, Method, finalize, loss_section, select_alpha
-from geokd_core.experiments.results import (
-    Column,
-    RunStore,
-    markdown,
-    significance,
-    table,
-    with_holm,
-    write_report,
-)
+from geokd_core.experiments.results import Column, RunStore, markdown, paired_tests, table, write_report
 from geokd_core.experiments.runner import Backend, OnDone, run_cells
 
 EXPERIMENT = "instruct"
@@ -180,7 +172,7 @@ def write_instruct_report(out_dir: Path, store: RunStore, tcell: Cell, mcells: l
     names = {m.name for m in methods}
     pairs = [p for p in PAIRS if p[0] in names and p[1] in names]
     tables = [table(mcells, store, columns, setting, methods, teacher_row)]
-    tests = with_holm(significance(mcells, store, columns, setting, pairs))
+    tests = paired_tests(mcells, store, columns, [setting], pairs)
     walls = [r["wall_s"] for c in [tcell, *mcells] if (r := store.done(c.spec_hash)) and r.get("wall_s")]
     notes = [f"Budget `{budget.name}`: {budget.description}. Seeds {seeds}. ROUGE-L ×100 on each set "
              "(teacher row: SmolLM2-135M-Instruct itself).",

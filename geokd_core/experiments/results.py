@@ -139,6 +139,12 @@ def with_holm(tests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{**t, "p_holm": p} for t, p in zip(tests, adjusted, strict=True)]
 
 
+def paired_tests(cells: Sequence[Cell], store: RunStore, columns: Sequence[Column], settings: Sequence[str],
+                 pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """A report's tests: ``significance`` for every setting, Holm-adjusted over all of them."""
+    return with_holm([x for s in settings for x in significance(cells, store, columns, s, pairs)])
+
+
 def _num(x: float, spec: str) -> str:
     return "nan" if math.isnan(x) else format(x, spec)
 
