@@ -102,10 +102,15 @@ def holm(pvalues: ArrayLike) -> list[float]:
     Returns:
         The adjusted p-values, in the input order.
 
+    Raises:
+        ValueError: if ``pvalues`` is not one-dimensional.
+
     >>> holm([0.01, 0.04, 0.03, 0.005])
     [0.03, 0.06, 0.06, 0.02]
     """
     p = np.asarray(pvalues, dtype=float)
+    if p.ndim != 1:
+        raise ValueError(f"p-values must be one-dimensional, got shape {p.shape}")
     out = np.full(p.shape, math.nan)
     finite = np.flatnonzero(np.isfinite(p))
     m = finite.size

@@ -73,6 +73,8 @@ def test_holm_by_hand() -> None:
     # An undefined test (NaN p) stays NaN and does not count towards m.
     adjusted = holm([float("nan"), 0.01, 0.04])
     assert math.isnan(adjusted[0]) and adjusted[1:] == pytest.approx([0.02, 0.04])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        holm([[0.01], [0.02]])
 
 
 def test_holm_lies_between_raw_and_bonferroni() -> None:
