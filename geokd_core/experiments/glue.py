@@ -26,7 +26,7 @@ from typing import Any
 
 from geokd_core.experiments.plan import Cell, Method, finalize, loss_section, select_alpha
 from geokd_core.experiments.results import Column, RunStore, markdown, paired_tests, table, write_report
-from geokd_core.experiments.runner import Backend, OnDone, run_cells, unpack_student
+from geokd_core.experiments.runner import Backend, OnDone, phase_runner, run_cells, unpack_student
 
 EXPERIMENT = "glue"
 ALPHA_SEED = 0
@@ -253,20 +253,12 @@ def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method
     Returns the two report paths.
     """
     store = RunStore(out_dir / "runs.jsonl")
-    reported: set[str] = set()  # report only: the free methods' main cells come up in two phases
 
     def metric_key(c: Cell) -> str:
         return dev_key(c.task)
 
-    def run(cells: list[Cell]) -> None:
-        if backend is not None:
-            run_cells(cells, backend, store, metric_key, concurrency=concurrency, poll_s=poll_s, on_done=on_done)
-            return
-        missing = {c.spec_hash: c for c in cells if c.spec_hash not in reported and store.done(c.spec_hash) is None}
-        reported.update(missing)
-        if missing:
-            log(f"report only: {len(missing)} planned run(s) have no result yet, "
-                f"e.g. {next(iter(missing.values())).meta()}")
+    # With backend=None the free methods' main cells come up in two phases: logged once.
+    run = phase_runner(backend, store, metric_key, concurrency=concurrency, poll_s=poll_s, on_done=on_done, log=log)
 
     def unpack_teacher(c: Cell, rec: dict[str, Any]) -> Path | None:
         dest = teacher_dir(models_dir, c)

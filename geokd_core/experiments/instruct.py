@@ -23,7 +23,7 @@ from typing import Any
 
 from geokd_core.experiments.plan import Cell, Method, finalize, loss_section, select_alpha
 from geokd_core.experiments.results import Column, RunStore, markdown, paired_tests, table, write_report
-from geokd_core.experiments.runner import Backend, OnDone, run_cells
+from geokd_core.experiments.runner import Backend, OnDone, phase_runner
 
 EXPERIMENT = "instruct"
 TASK = "instruct"
@@ -135,14 +135,8 @@ def reproduce(backend: Backend | None, *, methods: list[Method], seeds: list[int
     ``out_dir`` (cells without a run are left out of it and counted in the log).
     """
     store = RunStore(out_dir / "runs.jsonl")
-    key = "dolly/rougeL"
-
-    def run(cells: list[Cell]) -> None:
-        if backend is not None:
-            run_cells(cells, backend, store, lambda c: key, concurrency=concurrency, poll_s=poll_s, on_done=on_done)
-        elif missing := [c for c in cells if store.done(c.spec_hash) is None]:
-            log(f"report only: {len(missing)} planned run(s) have no result yet, e.g. {missing[0].meta()}")
-
+    run = phase_runner(backend, store, lambda c: "dolly/rougeL", concurrency=concurrency, poll_s=poll_s,
+                       on_done=on_done, log=log)
     tcell = teacher_cell(budget, data_root, teacher)
     alphas: dict[str, float] = {}
     acells = [student_cell("alpha", m, ALPHA_SEED, a, budget, data_root, teacher)

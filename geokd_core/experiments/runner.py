@@ -60,6 +60,29 @@ def idempotency_key(cell: Cell, replaces: str | None = None) -> str:
     return key if replaces is None else f"{key}-replaces-{replaces}"
 
 
+def phase_runner(backend: Backend | None, store: RunStore, metric_key: Callable[[Cell], str], *,
+                 concurrency: int, poll_s: float, on_done: OnDone | None,
+                 log: Callable[[str], None]) -> Callable[[Sequence[Cell]], None]:
+    """``run(cells)`` for each phase of an experiment: ``run_cells`` on ``backend``.
+
+    With ``backend=None`` (report only) it submits nothing and logs the planned runs that have no
+    result, each cell once even when two phases plan it (a seed-0 main run is also an α run).
+    """
+    reported: set[str] = set()
+
+    def run(cells: Sequence[Cell]) -> None:
+        if backend is not None:
+            run_cells(cells, backend, store, metric_key, concurrency=concurrency, poll_s=poll_s, on_done=on_done)
+            return
+        missing = {c.spec_hash: c for c in cells if c.spec_hash not in reported and store.done(c.spec_hash) is None}
+        reported.update(missing)
+        if missing:
+            log(f"report only: {len(missing)} planned run(s) have no result yet, "
+                f"e.g. {next(iter(missing.values())).meta()}")
+
+    return run
+
+
 def run_cells(cells: Sequence[Cell], backend: Backend, store: RunStore, metric_key: Callable[[Cell], str], *,
               concurrency: int = 2, poll_s: float = 1.0, on_done: OnDone | None = None,
               replace: Mapping[str, str] | None = None,
