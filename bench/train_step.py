@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 # A busy neighbour on a shared CPU makes spinning OpenMP threads very slow (see NOTES.md): sleep
-# instead. Must be set before torch starts its OpenMP runtime; recorded in the JSON.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# instead. Must be set before torch starts its OpenMP runtime; recorded in the JSON. Only when run
+# as a script: bench/concurrent_jobs.py imports this module and keeps the worker's environment.
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     reaper_interval_s: float = 5.0
     max_attempts: int = 3
 
+    # ---- worker ---------------------------------------------------------------------------
+    # torch intra-op threads per job process; 0 = this machine's cores // the worker's concurrency
+    # (worker/threads.py says why). An explicit OMP_NUM_THREADS is respected in automatic mode.
+    torch_threads: int = Field(default=0, ge=0)
+
     # ---- dashboard ------------------------------------------------------------------------
     dashboard_port: int = 8501
 

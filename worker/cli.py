@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
 
 def worker(
     queue: str = typer.Option("cpu", "--queue", "-Q", help="cpu, gpu or both (cpu,gpu)."),
-    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Jobs run at the same time."),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Jobs run at the same time (each gets cores // N torch threads; GEOKD_TORCH_THREADS overrides)."),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
     name: str | None = typer.Option(None, "--name", "-n", help="Celery node name (default geokd-<queue>@host)."),
 ) -> None:

@@ -41,6 +41,7 @@ from worker.api_client import (
 )
 from worker.packaging import collect_artifacts, extract_checkpoint, json_safe
 from worker.sink import ApiEventSink
+from worker.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,9 @@ def _attempt(job_id: str, claim: Claim, settings: Settings, client: WorkerApiCli
     # and the artifact uploads, so a slow upload never looks like a dead worker to the reaper.
     sink = ApiEventSink(client, job_id, claim.lease, out_dir,
                         heartbeat_interval_s=settings.heartbeat_interval_s).start()
-    sink.emit(_log("INFO", f"attempt {claim.attempt} started on {worker_name()}"))
+    threads = torch_threads()
+    where = worker_name() + (f" ({threads} CPU thread{'s' * (threads != 1)})" if threads else "")
+    sink.emit(_log("INFO", f"attempt {claim.attempt} started on {where}"))
     restore = _stop_on_sigterm(sink)
     try:
         spec = JobSpec.model_validate(claim.spec)

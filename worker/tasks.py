@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Task, shared_task
-from celery.signals import worker_init, worker_shutting_down
+from celery.signals import worker_init, worker_process_init, worker_shutting_down
 from pydantic import ValidationError
 
 from geokd_core.settings import get_settings
@@ -22,6 +22,7 @@ from geokd_core.spec import JobSpec
 from worker.api_client import ApiUnavailable
 from worker.celery_app import PREFLIGHT, RUN_JOB
 from worker.job_runner import run_claimed_job
+from worker.threads import apply_threads_per_job
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 30
@@ -75,13 +76,29 @@ DEFAULT_PRELOAD = ",".join([
 ])
 
 
+# The worker controller, kept from ``worker_init`` (main process) so that each forked job child
+# can read its concurrency (resolved by then, also for ``--concurrency auto``).
+_controller: Any = None
+
+
 @worker_init.connect
-def _preload_engine(**_: Any) -> None:
+def _preload_engine(sender: Any = None, **_: Any) -> None:
+    global _controller
+    _controller = sender
     for name in filter(None, os.environ.get("GEOKD_WORKER_PRELOAD", DEFAULT_PRELOAD).split(",")):
         try:
             importlib.import_module(name.strip())
         except ImportError as exc:
             log.warning("preload of %s skipped: %s", name, exc)
+
+
+@worker_process_init.connect
+def _share_cores(**_: Any) -> None:
+    # Each job child gets its share of the cores, not all of them (see worker/threads.py).
+    concurrency = getattr(_controller, "concurrency", None)
+    concurrency = concurrency if isinstance(concurrency, int) and concurrency > 0 else 1
+    threads = apply_threads_per_job(concurrency, get_settings().torch_threads)
+    log.info("job process: %s torch threads (concurrency %s)", threads or "default", concurrency)
 
 
 @worker_shutting_down.connect

@@ -7,6 +7,7 @@ one API and one worker with two pool processes (starting them is most of a test'
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tests.service.conftest import Service, running_service
 from tests.service.harness import expected_steps, series_steps, synthetic_spec, wait_log
 from tests.utils.live_worker import LiveWorker
 from worker.celery_app import RUN_JOB, make_celery
+from worker.threads import available_cpus, threads_per_job
 
 SERIES = "synthetic/procrustes/seed0/loss"
 
@@ -45,7 +47,11 @@ def test_submit_runs_to_success(redis_service: Service) -> None:
     assert len(series[SERIES]["values"]) == len(expected_steps(60, 10))
     assert "results.json" in svc.client.artifacts(job_id)
     logs = svc.client.logs(job_id)
-    assert any(line.startswith("attempt 1 started on ") for line in logs)
+    # The worker runs two jobs at once: each job process gets its share of the cores.
+    threads = threads_per_job(available_cpus(), 2, 0, os.environ.get("OMP_NUM_THREADS")) or int(
+        os.environ["OMP_NUM_THREADS"])
+    started = [line for line in logs if line.startswith("attempt 1 started on ")]
+    assert started and started[0].endswith(f"({threads} CPU thread{'s' * (threads != 1)})"), logs
     assert any("succeeded at step 60" in line for line in logs)
 
 
