@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +43,8 @@ def child(threads: int, steps: int, warmup: int) -> None:
         engine = train_step.engine_for(train_step.job("procrustes", rows=256), Path(d))
         for k in range(warmup):
             engine.optimizer_step(k)
-        times = []
-        for k in range(warmup, warmup + steps):
-            t0 = time.perf_counter()
-            engine.optimizer_step(k)
-            times.append(time.perf_counter() - t0)
+        times = [train_step.time_once(lambda k=k: engine.optimizer_step(k))[0]
+                 for k in range(warmup, warmup + steps)]
     print(json.dumps({"threads": torch.get_num_threads(), "step_s": times}))
 
 
@@ -96,13 +92,12 @@ def main() -> None:
     results = {m: {"threads_per_job": sorted(seen_threads[m]), "median_step_s": statistics.median(s),
                    "min_step_s": min(s), "max_step_s": max(s), "samples": len(s),
                    "speedup_vs_default": base / statistics.median(s)} for m, s in samples.items()}
-    import torch
-
     from bench._timing import environment, write_json
 
+    # environment() records this process's (default) torch threads; each mode, its children's.
     payload = {"benchmark": "concurrent_jobs", "jobs": args.jobs, "cpus": cpus, "environment": environment("cpu"),
                "step": "KD + Procrustes, MiniLM teacher, 3-layer student, MRPC batch 32 x 64",
-               "results": results, "torch_default_threads": torch.get_num_threads()}
+               "results": results}
     write_json(payload, args.out / "concurrent_jobs.json")
     lines = [f"{args.jobs} training processes at once on {cpus} cores, {args.rounds} interleaved rounds x "
              f"{args.steps} steps each (median of all steps of all processes):", "",

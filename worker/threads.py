@@ -2,8 +2,8 @@
 
 torch's default intra-op pool is one thread per core in *every* process. ``geokd worker -c 2`` on a
 2-core machine then runs 2 × 2 busy threads on 2 cores: measured here (bench/concurrent_jobs.py,
-3-layer BERT H384, batch 32×128, forward + backward + AdamW, 2 jobs at once) a step took about twice
-as long as with one thread per job, most of the extra being scheduler and spin time. So each job
+3-layer MiniLM student, KD + Procrustes, batch 32×64, 2 jobs at once) a step took 2.03× as long as
+with one thread per job; the RTE jobs of that shape spent 25–50 % of their CPU time in the kernel. So each job
 child gets ``cores // concurrency`` threads (at least 1) unless the operator says otherwise:
 ``GEOKD_TORCH_THREADS`` (> 0) wins, and an explicit ``OMP_NUM_THREADS`` is left for torch to read.
 
