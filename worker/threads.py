@@ -45,10 +45,13 @@ def threads_per_job(cpus: int, concurrency: int, configured: int = 0,
 def apply_threads_per_job(concurrency: int, configured: int = 0) -> int | None:
     """Set torch's intra-op threads for this (job) process by :func:`threads_per_job`; returns it."""
     n = threads_per_job(available_cpus(), concurrency, configured, os.environ.get("OMP_NUM_THREADS"))
-    if n is not None:
-        import torch
-
+    if n is None:
+        return None
+    torch = sys.modules.get("torch")
+    if torch is not None:  # preloaded by the worker's main process
         torch.set_num_threads(n)
+    else:  # not loaded yet (GEOKD_WORKER_PRELOAD=""): torch reads it at import (capped at the cores)
+        os.environ["OMP_NUM_THREADS"] = str(n)
     return n
 
 

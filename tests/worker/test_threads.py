@@ -61,3 +61,14 @@ def test_apply_sets_torch_in_the_process(env: dict[str, str], expected: str) -> 
     out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
                          check=True).stdout.split()
     assert " ".join(out) == expected
+
+
+def test_apply_before_torch_loads_sets_it_through_the_environment() -> None:
+    # GEOKD_WORKER_PRELOAD="" leaves torch unloaded in a job child: nothing is imported for the
+    # threads; torch reads the share at its own import.
+    code = ("import sys; from worker.threads import apply_threads_per_job;"
+            "n = apply_threads_per_job(4, 1); assert 'torch' not in sys.modules;"
+            "import torch; print(n, torch.get_num_threads())")
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "GEOKD_TORCH_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"]
