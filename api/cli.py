@@ -30,12 +30,23 @@ def _client():  # type: ignore[no-untyped-def]
 def api_cmd(
     host: Annotated[str | None, typer.Option(help="Bind address (default GEOKD_API_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default GEOKD_API_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Server processes (default GEOKD_API_WORKERS)")] = None,
 ) -> None:
-    """Serve the REST API (uvicorn)."""
+    """Serve the REST API (uvicorn; several processes with --workers)."""
     import uvicorn
 
+    from api.db import init_db, make_engine
+
     s = Settings()
-    uvicorn.run("api.main:create_app", factory=True, host=host or s.api_host, port=port or s.api_port)
+    # Migrate once here, before any server process starts: N processes migrating a fresh
+    # Postgres database at once would race (SQLite files are also locked in init_db).
+    engine = make_engine(s.resolved_database_url())
+    try:
+        init_db(engine)
+    finally:
+        engine.dispose()
+    uvicorn.run("api.main:create_app", factory=True, host=host or s.api_host, port=port or s.api_port,
+                workers=workers or s.api_workers)
 
 
 @keys_app.command("create")

@@ -1,11 +1,13 @@
 """Service benchmark: read latency under load, submit→RUNNING, event latency (real processes).
 
     .venv/bin/python -m bench.service [--repeats 3] [--clients 50] [--requests 20] [--no-redis] [--no-postgres]
+                                      [--api-workers 1,2] [--only-api-workers]
 
 Everything runs on loopback: a uvicorn API (``tests/utils/live_api.py``) and a Celery worker
 subprocess (``tests/utils/live_worker.py``), in three shapes: Redis broker (a private DB of
 127.0.0.1:6379) with the SQLite store; Redis with a fresh Postgres database as the store (the
-scaled-out shape; server as in ``tests/utils/postgres.py``); the embedded SQLite broker. Measured:
+scaled-out shape; server as in ``tests/utils/postgres.py``); the embedded SQLite broker. And the
+50-client reads again with 1, 2, ... API processes (``--api-workers``) on one store. Measured:
 
 - ``GET /jobs/{id}`` and ``GET /jobs/{id}/metrics`` p50/p99 with ``--clients`` concurrent clients
   (asyncio, one connection each), ``--requests`` requests per client and endpoint.
@@ -86,10 +88,12 @@ def read_latency(api: LiveApi, job_id: str, clients: int, requests: int) -> dict
         await asyncio.gather(*(_client(f"{api.base_url}/api/v1", api.headers, job_id, requests, out)
                                for _ in range(clients)))
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     asyncio.run(run())
     wall = time.perf_counter() - t0
-    res = {"throughput_rps": (len(out["job"]) + len(out["metrics"])) / wall}
+    # The load generator's own CPU share of the wall time: near 1.0 means it, not the API, limits.
+    res = {"throughput_rps": (len(out["job"]) + len(out["metrics"])) / wall,
+           "client_cpu_share": (time.process_time() - c0) / wall}
     for name, xs in out.items():
         res[f"{name}_p50_ms"] = percentile(xs, 50) * 1e3
         res[f"{name}_p99_ms"] = percentile(xs, 99) * 1e3
@@ -170,6 +174,45 @@ def bench_broker(label: str, broker_url: str | None, home: Path, args: argparse.
             worker.kill()
 
 
+def reads_by_api_workers(home: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """50-client reads of one finished job with 1, 2, ... API processes (``geokd api --workers``).
+
+    One store (embedded broker, SQLite): a real worker runs the job once, then the API restarts
+    on that store with each process count in turn, ``--repeats`` interleaved rounds.
+    """
+    with live_api(home) as api:
+        worker = start_worker(api.base_url, api.worker_token, home / "worker", f"sqla+sqlite:///{home / 'broker.db'}")
+        try:
+            with httpx.Client(base_url=f"{api.base_url}/api/v1", headers=api.headers, timeout=30) as http:
+                jid = http.post("/jobs", json=synthetic_spec(steps=300, log_every=5,
+                                                             losses=("procrustes", "gram"))).json()["id"]
+                wait_finished(http, jid)
+        finally:
+            worker.kill()
+    runs: dict[int, list[dict[str, float]]] = {n: [] for n in args.api_workers}
+    singles: dict[int, list[dict[str, float]]] = {n: [] for n in args.api_workers}
+    for _ in range(args.repeats):
+        for n in args.api_workers:
+            with live_api(home, workers=n) as api:
+                read_latency(api, jid, 5, 2)  # warm-up: every process imports and opens its pool
+                runs[n].append(read_latency(api, jid, args.clients, args.requests))
+                singles[n].append(read_latency(api, jid, 1, 50))
+    return {str(n): {"reads": median_of(runs[n]), "reads_1_client": median_of(singles[n])} for n in args.api_workers}
+
+
+def workers_table(by_workers: dict[str, Any], clients: int) -> str:
+    base = by_workers[next(iter(by_workers))]["reads"]["throughput_rps"]
+    rows = [f"| API processes | GET /jobs/{{id}} p50 / p99 ms ({clients} clients) | GET /jobs/{{id}}/metrics p50 / "
+            "p99 ms | req/s | vs first | load generator CPU share | 1-client GET /jobs/{id} p50 ms |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, r in by_workers.items():
+        m, one = r["reads"], r["reads_1_client"]
+        rows.append(f"| {n} | {m['job_p50_ms']:.0f} / {m['job_p99_ms']:.0f} | {m['metrics_p50_ms']:.0f} / "
+                    f"{m['metrics_p99_ms']:.0f} | {m['throughput_rps']:.0f} | {m['throughput_rps'] / base:.2f}× "
+                    f"| {m['client_cpu_share']:.2f} | {one['job_p50_ms']:.1f} |")
+    return "\n".join(rows)
+
+
 def table(results: dict[str, Any]) -> str:
     rows = ["| measurement | Redis broker, SQLite store | Redis broker, Postgres store | embedded broker, SQLite store "
             "| target |", "|---|---|---|---|---|"]
@@ -212,10 +255,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--no-redis", action="store_true")
     p.add_argument("--no-postgres", action="store_true", help="skip the Redis + Postgres store shape")
     p.add_argument("--skip-reads", action="store_true")
+    p.add_argument("--api-workers", type=lambda v: [int(x) for x in v.split(",") if x], default=[1, 2],
+                   help="API process counts compared on 50-client reads (comma list; '' skips)")
+    p.add_argument("--only-api-workers", action="store_true", help="run only the API-process comparison")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "service.json")
     args = p.parse_args(argv)
     results: dict[str, Any] = {"params": vars(args) | {"out": str(args.out)}, "environment": environment()}
     with tempfile.TemporaryDirectory(prefix="geokd-bench-") as tmp:
+        if args.api_workers and not args.skip_reads:
+            results["reads_by_api_workers"] = reads_by_api_workers(Path(tmp) / "api-workers", args)
+            results["workers_table"] = workers_table(results["reads_by_api_workers"], args.clients)
+            print(results["workers_table"])
+        if args.only_api_workers:
+            write_json(results, args.out)
+            return results
         if not args.no_redis and shared_redis_available():
             url = f"{SHARED}/{pick_empty_db()}"
             try:

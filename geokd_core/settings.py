@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # uvicorn worker processes of `geokd api`. One process is GIL-bound (~160 reads/s on the 2-core
+    # dev box); every process shares the store, the SSE streams poll it and the reapers compare-and-set.
+    api_workers: int = Field(default=1, ge=1)
     api_key: str | None = None  # what CLI / dashboard / worker clients send
     auth_enabled: bool = True
     worker_token: str | None = None  # shared secret workers use for /api/v1/worker routes

@@ -57,10 +57,11 @@ def _free_port() -> int:
 class ApiProcess:
     """One uvicorn process bound to a fixed loopback port; can be stopped, killed and restarted."""
 
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], port: int, log_path: Path, workers: int = 1) -> None:
         self.env = env
         self.port = port
         self.log_path = log_path
+        self.workers = workers  # uvicorn server processes sharing the port
         self.popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -74,7 +75,7 @@ class ApiProcess:
         for _ in range(5):
             pick = self.port or _free_port()
             cmd = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
-                   "--port", str(pick), "--log-level", "warning", "--timeout-graceful-shutdown", "5"]
+                   "--port", str(pick), "--log-level", "warning", "--timeout-graceful-shutdown", "5", "--workers", str(self.workers)]
             with open(self.log_path, "ab") as log:
                 self.popen = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
             self.port = pick
@@ -167,8 +168,10 @@ def create_admin_key(env: dict[str, str], name: str = "admin") -> str:
 
 
 @contextmanager
-def live_api(home: Path, *, env: dict[str, str] | None = None, port: int = 0, timeout: float = 60.0) -> Iterator[LiveApi]:
-    """Start the API on ``home`` (created if missing), yield a ``LiveApi``, always stop it."""
+def live_api(home: Path, *, env: dict[str, str] | None = None, port: int = 0, timeout: float = 60.0,
+             workers: int = 1) -> Iterator[LiveApi]:
+    """Start the API on ``home`` (created if missing; ``workers`` server processes), yield a
+    ``LiveApi``, always stop it."""
     home.mkdir(parents=True, exist_ok=True)
     geokd_env = {
         "GEOKD_HOME": str(home),
@@ -180,7 +183,7 @@ def live_api(home: Path, *, env: dict[str, str] | None = None, port: int = 0, ti
     full_env.update(geokd_env)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     admin_key = create_admin_key(geokd_env)
-    proc = ApiProcess(full_env, port, home / "api.log")
+    proc = ApiProcess(full_env, port, home / "api.log", workers)
     proc.start(timeout)
     api = LiveApi(proc.base_url, admin_key, home, geokd_env["GEOKD_WORKER_TOKEN"], proc, geokd_env)
     try:
