@@ -65,6 +65,13 @@ def wait_finished(http: httpx.Client, job_id: str, timeout_s: float = 120) -> di
     raise TimeoutError(f"job {job_id} did not finish")
 
 
+def finished_read_job(http: httpx.Client) -> str:
+    """Run the job the read benchmarks read (300 steps, two feature losses) and return its id."""
+    jid = str(http.post("/jobs", json=synthetic_spec(steps=300, log_every=5, losses=("procrustes", "gram"))).json()["id"])
+    wait_finished(http, jid)
+    return jid
+
+
 def _ts(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
@@ -158,9 +165,7 @@ def bench_broker(label: str, broker_url: str | None, home: Path, args: argparse.
                 "event_latency": median_of([event_latency(api, http) for _ in range(args.repeats)]),
             }
             if not args.skip_reads and label in ("redis", "postgres"):
-                job_id = http.post("/jobs", json=synthetic_spec(steps=300, log_every=5, losses=("procrustes", "gram")))
-                wait_finished(http, job_id.json()["id"])
-                jid = job_id.json()["id"]
+                jid = finished_read_job(http)
                 read_latency(api, jid, 5, 2)  # warm-up
                 res["reads"] = median_of([read_latency(api, jid, args.clients, args.requests)
                                           for _ in range(args.repeats)])
@@ -184,9 +189,7 @@ def reads_by_api_workers(home: Path, args: argparse.Namespace) -> dict[str, Any]
         worker = start_worker(api.base_url, api.worker_token, home / "worker", f"sqla+sqlite:///{home / 'broker.db'}")
         try:
             with httpx.Client(base_url=f"{api.base_url}/api/v1", headers=api.headers, timeout=30) as http:
-                jid = http.post("/jobs", json=synthetic_spec(steps=300, log_every=5,
-                                                             losses=("procrustes", "gram"))).json()["id"]
-                wait_finished(http, jid)
+                jid = finished_read_job(http)
         finally:
             worker.kill()
     runs: dict[int, list[dict[str, float]]] = {n: [] for n in args.api_workers}
