@@ -468,3 +468,24 @@ def test_a_second_teacher_seed_reuses_given_alphas(tmp_path: Path) -> None:
     assert [s["spec"]["tags"]["method"] for s in svc2.jobs.values() if s["spec"]["kind"] != "finetune"].count(
         "procrustes_kd") == 0
     assert any(f"no α given for rte/{setting}/procrustes_kd" in m for m in logged)
+
+
+def test_published_teacher_seed_check_is_its_plan() -> None:
+    """results/glue-cpu-teacher-seed/ is `reproduce glue --teacher-seed 1 --alphas-from
+    results/glue-cpu-init/results.json` over STS-B: a teacher of seed 1 and main cells at glue-cpu-init's α."""
+    root = Path(__file__).parents[2] / "results"
+    store = RunStore(root / "glue-cpu-teacher-seed" / "runs.jsonl")
+    if not store.records():
+        pytest.skip("results/glue-cpu-teacher-seed/runs.jsonl is absent")
+    b = glue.get_budget("medium", device="cpu", teacher_cache=True, teacher_seed=1,
+                        settings=tuple(s for s in glue.SETTINGS if s.name == "L3-init"))
+    data = Path("/work/shared/data/glue")
+    teacher = glue.teacher_cell("stsb", b, data, Path(_CPU_MINILM))
+    assert store.done(teacher.spec_hash) and teacher.spec["train"]["seed"] == 1
+    chosen = json.loads((root / "glue-cpu-init" / "results.json").read_text())["alphas"]
+    alphas = {tuple(k.split("/")): v for k, v in chosen.items()}
+    methods = [glue.METHOD_BY_NAME[m] for m in ("procrustes_kd", "cka_kd", "kd_only")]
+    mains = glue.main_cells(["stsb"], methods, list(range(5)), b, {"stsb": glue.teacher_dir(
+        Path("/tmp/geokd-glue/teachers"), teacher)}, data, alphas)  # type: ignore[arg-type]
+    assert {r["spec_hash"] for r in store.records()} <= {teacher.spec_hash, *(c.spec_hash for c in mains)}
+    assert len(store.records()) > 1
