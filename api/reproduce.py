@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,18 +91,6 @@ def package_dir(package: str, sub: str = "") -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise typer.BadParameter(f"the pip package providing `{package}` is not installed")
     return Path(next(iter(spec.submodule_search_locations))) / sub
-
-
-def read_alphas(path: Path) -> dict[tuple[str, str, str], float]:
-    """The α chosen in an earlier GLUE report (its ``alphas``: ``"task/setting/method": α``)."""
-    try:
-        chosen = json.loads(path.read_text())["alphas"]
-        alphas = {tuple(k.split("/")): float(v) for k, v in chosen.items()}
-        if bad := [k for k in alphas if len(k) != 3]:
-            raise ValueError(f"keys must be task/setting/method, got {['/'.join(k) for k in bad]}")
-        return alphas  # type: ignore[return-value]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"--alphas-from {path}: not a GLUE results.json with an 'alphas' object ({exc!r})") from exc
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -239,12 +226,15 @@ def glue_cmd(
         task_list = _csv(tasks) or list(b.tasks)
         unknown = [t for t in task_list if t not in glue.TASK_METRIC]
         method_list = [glue.METHOD_BY_NAME[m] for m in (_csv(methods) or [m.name for m in glue.METHODS])]
-        given_alphas = None if alphas_from is None else read_alphas(alphas_from)
     except (ValueError, KeyError) as exc:
         raise typer.BadParameter(
             f"{exc}; methods: {[m.name for m in glue.METHODS]}; settings: {[s.name for s in glue.BUDGETS.get(budget, glue.BUDGETS['small']).settings]}") from exc
     if unknown:
         raise typer.BadParameter(f"unknown task(s) {unknown}")
+    try:
+        given_alphas = None if alphas_from is None else glue.report_alphas(alphas_from)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--alphas-from") from exc
     seed_list = list(range(seeds))
     size = glue.plan_size(task_list, method_list, seed_list, b, alpha_phase=given_alphas is None)
     typer.echo(f"plan ({b.name}): " + ", ".join(f"{k} {v}" for k, v in size.items()) + " jobs")

@@ -120,5 +120,6 @@ def test_reproduce_glue_alphas_from_and_teacher_seed(tmp_path: Path) -> None:
     report.write_text('{"tables": []}')
     out = runner.invoke(app, [*base, "--alphas-from", str(report)])
     assert out.exit_code == 2 and "not a GLUE results.json with an 'alphas' object" in out.output
+    assert "--alphas-from" in out.output
     out = runner.invoke(app, [*base, "--teacher-seed", "-1"])
     assert out.exit_code == 2 and "--teacher-seed" in out.output

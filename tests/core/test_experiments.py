@@ -482,10 +482,9 @@ def test_published_teacher_seed_check_is_its_plan() -> None:
     data = Path("/work/shared/data/glue")
     teacher = glue.teacher_cell("stsb", b, data, Path(_CPU_MINILM))
     assert store.done(teacher.spec_hash) and teacher.spec["train"]["seed"] == 1
-    chosen = json.loads((root / "glue-cpu-init" / "results.json").read_text())["alphas"]
-    alphas = {tuple(k.split("/")): v for k, v in chosen.items()}
+    alphas = glue.report_alphas(root / "glue-cpu-init" / "results.json")
     methods = [glue.METHOD_BY_NAME[m] for m in ("procrustes_kd", "cka_kd", "kd_only", "gram_kd")]
     mains = glue.main_cells(["stsb"], methods, list(range(5)), b, {"stsb": glue.teacher_dir(
-        Path("/tmp/geokd-glue/teachers"), teacher)}, data, alphas)  # type: ignore[arg-type]
+        Path("/tmp/geokd-glue/teachers"), teacher)}, data, alphas)
     assert {r["spec_hash"] for r in store.records()} <= {teacher.spec_hash, *(c.spec_hash for c in mains)}
     assert len(store.records()) > 1
