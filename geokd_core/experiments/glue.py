@@ -312,9 +312,10 @@ def reproduce(backend: Backend | None, *, tasks: list[str], methods: list[Method
     tasks = [t for t in tasks if t in teacher_dirs]
 
     if alphas is not None:
-        chosen = {k: v for k, v in alphas.items() if k[0] in tasks}
-        missing = sorted({(t, s.name, m.name) for t in tasks for s in budget.settings for m in methods
-                          if m.uses_alpha} - set(chosen))
+        # Only the α this run uses: the report lists what its runs were trained at, not the whole earlier plan.
+        wanted = {(t, s.name, m.name) for t in tasks for s in budget.settings for m in methods if m.uses_alpha}
+        chosen = {k: v for k, v in alphas.items() if k in wanted}
+        missing = sorted(wanted - set(chosen))
         if missing:
             log(f"no α given for {', '.join('/'.join(k) for k in missing)}: those main runs are skipped")
         return _main_phase(run, out_dir, store, tcells, tasks, methods, seeds, budget, teacher_dirs, data_root,

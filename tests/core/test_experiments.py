@@ -444,7 +444,8 @@ def test_a_second_teacher_seed_reuses_given_alphas(tmp_path: Path) -> None:
 
     methods = [glue.METHOD_BY_NAME[m] for m in ("kd_only", "cka_kd", "procrustes_kd")]
     setting = b1.settings[0].name
-    given = {("rte", setting, "procrustes_kd"): 0.7, ("rte", setting, "cka_kd"): 0.3, ("stsb", setting, "cka_kd"): 0.9}
+    given = {("rte", setting, "procrustes_kd"): 0.7, ("rte", setting, "cka_kd"): 0.3, ("stsb", setting, "cka_kd"): 0.9,
+             ("rte", setting, "gram_kd"): 0.5, ("rte", "L3-H192", "cka_kd"): 0.1}  # not run: not reported
     svc, logged = FakeService(_score), []
     _, js = glue.reproduce(svc, tasks=["rte"], methods=methods, seeds=[0, 1], budget=b1, data_root=DATA,
                            base_model=Path("/m"), out_dir=tmp_path / "out", models_dir=tmp_path / "models",
