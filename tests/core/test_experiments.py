@@ -471,21 +471,27 @@ def test_a_second_teacher_seed_reuses_given_alphas(tmp_path: Path) -> None:
     assert any(f"no α given for rte/{setting}/procrustes_kd" in m for m in logged)
 
 
-def test_published_teacher_seed_check_is_its_plan() -> None:
-    """results/glue-cpu-teacher-seed/ is `reproduce glue --teacher-seed 1 --alphas-from
-    results/glue-cpu-init/results.json` over STS-B: a teacher of seed 1 and main cells at glue-cpu-init's α."""
+# results/<folder>/: (teacher seed, student seeds) of each published teacher-seed check.
+TEACHER_SEED_CHECKS = {"glue-cpu-teacher-seed": (1, 5), "glue-cpu-teacher-seed-2": (2, 5)}
+
+
+@pytest.mark.parametrize("folder", sorted(TEACHER_SEED_CHECKS))
+def test_published_teacher_seed_check_is_its_plan(folder: str) -> None:
+    """results/<folder>/ is `reproduce glue --teacher-seed N --alphas-from results/glue-cpu-init/results.json`
+    over STS-B: the teacher of seed N and every main cell of its seeds at glue-cpu-init's α, nothing else."""
+    teacher_seed, n_seeds = TEACHER_SEED_CHECKS[folder]
     root = Path(__file__).parents[2] / "results"
-    store = RunStore(root / "glue-cpu-teacher-seed" / "runs.jsonl")
+    store = RunStore(root / folder / "runs.jsonl")
     if not store.records():
-        pytest.skip("results/glue-cpu-teacher-seed/runs.jsonl is absent")
-    b = glue.get_budget("medium", device="cpu", teacher_cache=True, teacher_seed=1,
+        pytest.skip(f"results/{folder}/runs.jsonl is absent")
+    b = glue.get_budget("medium", device="cpu", teacher_cache=True, teacher_seed=teacher_seed,
                         settings=tuple(s for s in glue.SETTINGS if s.name == "L3-init"))
     data = Path("/work/shared/data/glue")
     teacher = glue.teacher_cell("stsb", b, data, Path(_CPU_MINILM))
-    assert store.done(teacher.spec_hash) and teacher.spec["train"]["seed"] == 1
+    assert store.done(teacher.spec_hash) and teacher.spec["train"]["seed"] == teacher_seed
     alphas = glue.report_alphas(root / "glue-cpu-init" / "results.json")
     methods = [glue.METHOD_BY_NAME[m] for m in ("procrustes_kd", "cka_kd", "kd_only", "gram_kd")]
-    mains = glue.main_cells(["stsb"], methods, list(range(5)), b, {"stsb": glue.teacher_dir(
+    mains = glue.main_cells(["stsb"], methods, list(range(n_seeds)), b, {"stsb": glue.teacher_dir(
         Path("/tmp/geokd-glue/teachers"), teacher)}, data, alphas)
-    assert {r["spec_hash"] for r in store.records()} <= {teacher.spec_hash, *(c.spec_hash for c in mains)}
-    assert len(store.records()) > 1
+    assert all(store.done(c.spec_hash) for c in mains)
+    assert {r["spec_hash"] for r in store.records()} == {teacher.spec_hash, *(c.spec_hash for c in mains)}
