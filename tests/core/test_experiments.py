@@ -495,3 +495,29 @@ def test_published_teacher_seed_check_is_its_plan(folder: str) -> None:
         Path("/tmp/geokd-glue/teachers"), teacher)}, data, alphas)
     assert all(store.done(c.spec_hash) for c in mains)
     assert {r["spec_hash"] for r in store.records()} == {teacher.spec_hash, *(c.spec_hash for c in mains)}
+
+
+def test_across_teachers_reads_each_reports_own_table() -> None:
+    """results/glue-cpu-teacher-seed/across_teachers.py takes each teacher's per-seed scores from its
+    report's table: their paired difference is the Δ that report's own significance test printed."""
+    import importlib.util
+
+    root = Path(__file__).parents[2] / "results"
+    spec = importlib.util.spec_from_file_location("across_teachers", root / "glue-cpu-teacher-seed" / "across_teachers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    reports = {"glue-cpu-init": 0, **{f: seed for f, (seed, _) in TEACHER_SEED_CHECKS.items()}}
+    if not all((root / f / "results.json").exists() for f in reports):
+        pytest.skip("a published teacher-seed report is absent")
+    for folder, teacher_seed in reports.items():
+        path = root / folder / "results.json"
+        seed, teacher, scores = module.teacher_scores(path, "stsb", "L3-init")
+        assert seed == teacher_seed and 70.0 < teacher < 90.0
+        tests = [t for t in json.loads(path.read_text())["significance"]
+                 if t["column"].startswith("STS-B") and t["setting"] == "L3-init"]
+        assert tests
+        for t in tests:
+            a, b = scores[t["target"]], scores[t["baseline"]]
+            assert sorted(a) == sorted(b) and len(a) == t["n"]
+            assert sum(a[k] - b[k] for k in a) / len(a) == pytest.approx(t["mean_diff"], abs=1e-9)
