@@ -3,11 +3,13 @@
 Each ``results.json`` given is one ``geokd reproduce glue`` report of the same plan under another
 teacher fine-tune seed. Within a report, seeds are paired (same data order, same initialisation);
 across reports the unit is the teacher: the test here is a paired t-test over the teachers' mean
-scores (n = number of reports), which is what "does the lead survive another teacher" asks.
+scores (n = number of reports), Holm-adjusted over the comparisons printed, which is what "does
+the lead survive another teacher" asks.
 
     python results/glue-cpu-teacher-seed/across_teachers.py --task stsb --setting L3-init \\
         results/glue-cpu-init/results.json results/glue-cpu-teacher-seed/results.json \\
-        results/glue-cpu-teacher-seed-2/results.json
+        results/glue-cpu-teacher-seed-2/results.json results/glue-cpu-teacher-seed-3/results.json \\
+        results/glue-cpu-teacher-seed-4/results.json
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 from pathlib import Path
 
 from geokd_core.experiments.glue import BASELINES, METHOD_BY_NAME, TARGETS, TASK_LABEL
-from geokd_core.stats import mean_std, paired_ttest
+from geokd_core.stats import holm, mean_std, paired_ttest
 
 
 def teacher_scores(path: Path, task: str, setting: str) -> tuple[int, float, dict[str, dict[int, float]]]:
@@ -47,8 +49,7 @@ def main() -> None:
         cells = [f"{stats[m][0]:.1f} ± {stats[m][1]:.1f} (n={len(by_method[m])})" for m in methods]
         print(f"| {seed} | {score:.1f} | " + " | ".join(cells) + " |")
 
-    print("\n| comparison | Δ per teacher | mean Δ over teachers | p (paired over teachers) | seeds ahead |")
-    print("|---|---|---:|---:|---:|")
+    rows = []
     for target in TARGETS:
         for baseline in BASELINES:
             if target not in methods or baseline not in methods:
@@ -57,11 +58,13 @@ def main() -> None:
             base = [mean_std(list(s[baseline].values()))[0] for _, _, s in teachers]
             _, p, diff = paired_ttest(per_teacher, base)
             pairs = [(s[target][k], s[baseline][k]) for _, _, s in teachers for k in s[target] if k in s[baseline]]
-            ahead = sum(a > b for a, b in pairs)
             deltas = ", ".join(f"{a - b:+.2f}" for a, b in zip(per_teacher, base, strict=True))
-            print(f"| {METHOD_BY_NAME[target].label} − {METHOD_BY_NAME[baseline].label} | {deltas} | "
-                  f"{diff:+.2f} | {p:.3f} | {ahead}/{len(pairs)} |")
-
+            rows.append((f"{METHOD_BY_NAME[target].label} − {METHOD_BY_NAME[baseline].label}", deltas, diff, p,
+                         f"{sum(a > b for a, b in pairs)}/{len(pairs)}"))
+    print("\n| comparison | Δ per teacher | mean Δ over teachers | p (paired over teachers) | Holm p | seeds ahead |")
+    print("|---|---|---:|---:|---:|---:|")
+    for (name, deltas, diff, p, ahead), p_holm in zip(rows, holm([r[3] for r in rows]), strict=True):
+        print(f"| {name} | {deltas} | {diff:+.2f} | {p:.3f} | {p_holm:.3f} | {ahead} |")
 
 if __name__ == "__main__":
     main()
