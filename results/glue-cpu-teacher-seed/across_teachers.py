@@ -42,11 +42,13 @@ def main() -> None:
     teachers = [teacher_scores(p, args.task, args.setting) for p in args.reports]
     methods = [m for m in METHOD_BY_NAME if all(m in s for _, _, s in teachers)]
 
+    # (mean, std) over seeds of each method, per teacher: the table's cells and the test's samples.
+    stats = [{m: mean_std(list(by_method[m].values())) for m in methods} for _, _, by_method in teachers]
+
     print("| teacher seed | teacher | " + " | ".join(METHOD_BY_NAME[m].label for m in methods) + " |")
     print("|---|---:|" + "---:|" * len(methods))
-    for seed, score, by_method in teachers:
-        stats = {m: mean_std(list(by_method[m].values())) for m in methods}
-        cells = [f"{stats[m][0]:.1f} ± {stats[m][1]:.1f} (n={len(by_method[m])})" for m in methods]
+    for (seed, score, by_method), st in zip(teachers, stats, strict=True):
+        cells = [f"{st[m][0]:.1f} ± {st[m][1]:.1f} (n={len(by_method[m])})" for m in methods]
         print(f"| {seed} | {score:.1f} | " + " | ".join(cells) + " |")
 
     rows = []
@@ -54,8 +56,8 @@ def main() -> None:
         for baseline in BASELINES:
             if target not in methods or baseline not in methods:
                 continue
-            per_teacher = [mean_std(list(s[target].values()))[0] for _, _, s in teachers]
-            base = [mean_std(list(s[baseline].values()))[0] for _, _, s in teachers]
+            per_teacher = [st[target][0] for st in stats]
+            base = [st[baseline][0] for st in stats]
             _, p, diff = paired_ttest(per_teacher, base)
             pairs = [(s[target][k], s[baseline][k]) for _, _, s in teachers for k in s[target] if k in s[baseline]]
             deltas = ", ".join(f"{a - b:+.2f}" for a, b in zip(per_teacher, base, strict=True))
@@ -65,6 +67,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     for (name, deltas, diff, p, ahead), p_holm in zip(rows, holm([r[3] for r in rows]), strict=True):
         print(f"| {name} | {deltas} | {diff:+.2f} | {p:.3f} | {p_holm:.3f} | {ahead} |")
+
 
 if __name__ == "__main__":
     main()
