@@ -1,4 +1,5 @@
-"""A job's life through real processes (uvicorn API, Celery worker subprocess, Redis).
+"""A job's life through real processes (uvicorn API, Celery worker subprocess, Redis), with the
+store on SQLite and again on Postgres.
 
 Each test checks what a user sees through the REST API: status, stored metric series (exactly the
 steps the engine logs, none duplicated or missing), logs, artifacts. The tests of this module share
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -17,15 +19,26 @@ from geokd_core.settings import Settings
 from tests.service.conftest import Service, running_service
 from tests.service.harness import expected_steps, series_steps, synthetic_spec, wait_log
 from tests.utils.live_worker import LiveWorker
+from tests.utils.postgres import fresh_database
 from worker.celery_app import RUN_JOB, make_celery
 from worker.threads import available_cpus, threads_per_job
 
 SERIES = "synthetic/procrustes/seed0/loss"
 
 
-@pytest.fixture(scope="module")
-def svc_worker(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple[Service, LiveWorker]]:
-    with running_service(tmp_path_factory.mktemp("jobs") / "home", redis_url) as svc:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def svc_worker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+               redis_url: str) -> Iterator[tuple[Service, LiveWorker]]:
+    """Every test of the module runs twice: store on SQLite (one machine) and on a fresh Postgres
+    database (the scaled-out shape: Redis broker, Postgres store, workers over HTTP)."""
+    home = tmp_path_factory.mktemp(f"jobs-{request.param}") / "home"
+    with ExitStack() as stack:
+        env: dict[str, str] = {}
+        if request.param == "postgres":
+            env["GEOKD_DATABASE_URL"] = stack.enter_context(fresh_database(request.getfixturevalue("postgres_server")))
+        svc = stack.enter_context(running_service(home, redis_url, env))
+        # The store is the one asked for: SQLite writes its file in home, Postgres does not.
+        assert (home / "geokd.db").exists() == (request.param == "sqlite")
         # Two pool processes, so the duplicate-delivery test can race two deliveries for one lease.
         yield svc, svc.workers.start(concurrency=2)
 

@@ -1,7 +1,8 @@
 """Crashes and restarts mid-job, with real processes: nothing is lost and the job finishes.
 
 - A worker SIGKILLed mid-job: its heartbeat goes stale, the API's reaper re-queues the job, a new
-  worker resumes from the uploaded checkpoint; the metric series has every step exactly once.
+  worker resumes from the uploaded checkpoint; the metric series has every step exactly once
+  (store on SQLite, and on Postgres).
 - The API killed and restarted mid-job: the worker keeps its events until the API is back (with
   the store on SQLite, and on Postgres).
 - Redis (a private server) killed and restarted mid-job: the job finishes, and the worker
@@ -34,9 +35,13 @@ def wait_for_file(path: Path, timeout_s: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def test_worker_sigkill_resumes_from_checkpoint(tmp_path: Path, redis_url: str) -> None:
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_worker_sigkill_resumes_from_checkpoint(tmp_path: Path, redis_url: str, store: str,
+                                                request: pytest.FixtureRequest) -> None:
     steps = 800
-    with running_service(tmp_path / "home", redis_url) as svc:
+    # On Postgres the reaper's stale-lease re-queue runs in the scaled-out shape.
+    env = {"GEOKD_DATABASE_URL": request.getfixturevalue("postgres_url")} if store == "postgres" else {}
+    with running_service(tmp_path / "home", redis_url, env) as svc:
         workers = [svc.workers.start(), svc.workers.start()]
         job_id = svc.client.submit(synthetic_spec(steps=steps, log_every=10, checkpoint_every=50))
         job = svc.client.wait_step(job_id, 110)
@@ -56,6 +61,7 @@ def test_worker_sigkill_resumes_from_checkpoint(tmp_path: Path, redis_url: str) 
         series = svc.client.metrics(job_id)
         assert series_steps(series, SERIES) == expected_steps(steps, 10)
         assert killed_at < steps
+        assert (tmp_path / "home" / "geokd.db").exists() == (store == "sqlite")  # the store is the one asked for
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
