@@ -10,6 +10,8 @@ the lead survive another teacher" asks.
         results/glue-cpu-init/results.json results/glue-cpu-teacher-seed/results.json \\
         results/glue-cpu-teacher-seed-2/results.json results/glue-cpu-teacher-seed-3/results.json \\
         results/glue-cpu-teacher-seed-4/results.json
+    python results/glue-cpu-teacher-seed/across_teachers.py --setting L3-H192 results/glue-cpu-narrow/results.json \
+        results/glue-cpu-narrow-teacher-seed-3/results.json results/glue-cpu-narrow-teacher-seed-4/results.json
 """
 
 from __future__ import annotations

@@ -471,26 +471,30 @@ def test_a_second_teacher_seed_reuses_given_alphas(tmp_path: Path) -> None:
     assert any(f"no α given for rte/{setting}/procrustes_kd" in m for m in logged)
 
 
-# results/<folder>/: (teacher seed, student seeds) of each published teacher-seed check.
-TEACHER_SEED_CHECKS = {"glue-cpu-teacher-seed": (1, 5), "glue-cpu-teacher-seed-2": (2, 5),
-                       "glue-cpu-teacher-seed-3": (3, 5), "glue-cpu-teacher-seed-4": (4, 5)}
+# results/<folder>/: (teacher seed, student seeds, student setting) of each published teacher-seed
+# check; its α come from the teacher-seed-0 report of that setting (BASE_REPORT).
+TEACHER_SEED_CHECKS = {"glue-cpu-teacher-seed": (1, 5, "L3-init"), "glue-cpu-teacher-seed-2": (2, 5, "L3-init"),
+                       "glue-cpu-teacher-seed-3": (3, 5, "L3-init"), "glue-cpu-teacher-seed-4": (4, 5, "L3-init"),
+                       "glue-cpu-narrow-teacher-seed-3": (3, 5, "L3-H192"),
+                       "glue-cpu-narrow-teacher-seed-4": (4, 5, "L3-H192")}
+BASE_REPORT = {"L3-init": "glue-cpu-init", "L3-H192": "glue-cpu-narrow"}
 
 
 @pytest.mark.parametrize("folder", sorted(TEACHER_SEED_CHECKS))
 def test_published_teacher_seed_check_is_its_plan(folder: str) -> None:
-    """results/<folder>/ is `reproduce glue --teacher-seed N --alphas-from results/glue-cpu-init/results.json`
-    over STS-B: the teacher of seed N and every main cell of its seeds at glue-cpu-init's α, nothing else."""
-    teacher_seed, n_seeds = TEACHER_SEED_CHECKS[folder]
+    """results/<folder>/ is `reproduce glue --teacher-seed N --alphas-from results/<base>/results.json`
+    over STS-B: the teacher of seed N and every main cell of its seeds at the base report's α, nothing else."""
+    teacher_seed, n_seeds, setting = TEACHER_SEED_CHECKS[folder]
     root = Path(__file__).parents[2] / "results"
     store = RunStore(root / folder / "runs.jsonl")
     if not store.records():
         pytest.skip(f"results/{folder}/runs.jsonl is absent")
     b = glue.get_budget("medium", device="cpu", teacher_cache=True, teacher_seed=teacher_seed,
-                        settings=tuple(s for s in glue.SETTINGS if s.name == "L3-init"))
+                        settings=tuple(s for s in glue.SETTINGS if s.name == setting))
     data = Path("/work/shared/data/glue")
     teacher = glue.teacher_cell("stsb", b, data, Path(_CPU_MINILM))
     assert store.done(teacher.spec_hash) and teacher.spec["train"]["seed"] == teacher_seed
-    alphas = glue.report_alphas(root / "glue-cpu-init" / "results.json")
+    alphas = glue.report_alphas(root / BASE_REPORT[setting] / "results.json")
     methods = [glue.METHOD_BY_NAME[m] for m in ("procrustes_kd", "cka_kd", "kd_only", "gram_kd")]
     mains = glue.main_cells(["stsb"], methods, list(range(n_seeds)), b, {"stsb": glue.teacher_dir(
         Path("/tmp/geokd-glue/teachers"), teacher)}, data, alphas)
@@ -498,7 +502,8 @@ def test_published_teacher_seed_check_is_its_plan(folder: str) -> None:
     assert {r["spec_hash"] for r in store.records()} == {teacher.spec_hash, *(c.spec_hash for c in mains)}
 
 
-def test_across_teachers_reads_each_reports_own_table() -> None:
+@pytest.mark.parametrize("setting", sorted(BASE_REPORT))
+def test_across_teachers_reads_each_reports_own_table(setting: str) -> None:
     """results/glue-cpu-teacher-seed/across_teachers.py takes each teacher's per-seed scores from its
     report's table: their paired difference is the Δ that report's own significance test printed."""
     import importlib.util
@@ -508,15 +513,16 @@ def test_across_teachers_reads_each_reports_own_table() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    reports = {"glue-cpu-init": 0, **{f: seed for f, (seed, _) in TEACHER_SEED_CHECKS.items()}}
+    reports = {BASE_REPORT[setting]: 0,
+               **{f: seed for f, (seed, _, s) in TEACHER_SEED_CHECKS.items() if s == setting}}
     if not all((root / f / "results.json").exists() for f in reports):
         pytest.skip("a published teacher-seed report is absent")
     for folder, teacher_seed in reports.items():
         path = root / folder / "results.json"
-        seed, teacher, scores = module.teacher_scores(path, "stsb", "L3-init")
+        seed, teacher, scores = module.teacher_scores(path, "stsb", setting)
         assert seed == teacher_seed and 70.0 < teacher < 90.0
         tests = [t for t in json.loads(path.read_text())["significance"]
-                 if t["column"].startswith("STS-B") and t["setting"] == "L3-init"]
+                 if t["column"].startswith("STS-B") and t["setting"] == setting]
         assert tests
         for t in tests:
             a, b = scores[t["target"]], scores[t["baseline"]]
