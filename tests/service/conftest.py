@@ -33,15 +33,21 @@ class Service:
 
 
 @contextmanager
-def running_service(home: Path, broker_url: str | None, extra_env: dict[str, str] | None = None) -> Iterator[Service]:
+def running_service(home: Path, broker_url: str | None, extra_env: dict[str, str] | None = None,
+                    database_url: str | None = None) -> Iterator[Service]:
     """A live API on ``home`` (fast reaper) plus a factory for workers bound to it.
 
     ``broker_url=None`` is the embedded SQLite broker in ``home`` (workers get its URL explicitly).
+    ``database_url`` puts the store there (e.g. Postgres) instead of SQLite in ``home``.
     """
     env = {**FAST_RELIABILITY_ENV, **(extra_env or {})}
     if broker_url:
         env["GEOKD_BROKER_URL"] = broker_url
+    if database_url:
+        env["GEOKD_DATABASE_URL"] = database_url
     with live_api(home, env=env) as api:
+        # The store is the one asked for: SQLite writes its file in home, another database does not.
+        assert (home / "geokd.db").exists() == (database_url is None)
         worker_broker = broker_url or f"sqla+sqlite:///{home / 'broker.db'}"
         factory = WorkerFactory(api.base_url, api.worker_token, home / "workers", worker_broker, [])
         client = JobsClient(api.base_url, api.admin_key)

@@ -33,12 +33,10 @@ def svc_worker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     database (the scaled-out shape: Redis broker, Postgres store, workers over HTTP)."""
     home = tmp_path_factory.mktemp(f"jobs-{request.param}") / "home"
     with ExitStack() as stack:
-        env: dict[str, str] = {}
+        database_url = None
         if request.param == "postgres":
-            env["GEOKD_DATABASE_URL"] = stack.enter_context(fresh_database(request.getfixturevalue("postgres_server")))
-        svc = stack.enter_context(running_service(home, redis_url, env))
-        # The store is the one asked for: SQLite writes its file in home, Postgres does not.
-        assert (home / "geokd.db").exists() == (request.param == "sqlite")
+            database_url = stack.enter_context(fresh_database(request.getfixturevalue("postgres_server")))
+        svc = stack.enter_context(running_service(home, redis_url, database_url=database_url))
         # Two pool processes, so the duplicate-delivery test can race two deliveries for one lease.
         yield svc, svc.workers.start(concurrency=2)
 
